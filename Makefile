@@ -1,0 +1,38 @@
+# Two set-up commands matter: `make up` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= .enclave
+
+.PHONY: up test bench lint venv system-deps clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the product uses (only when running as root; otherwise say what is missing).
+system-deps:
+	@bash scripts/system-deps.sh
+
+up: venv system-deps
+	@test -f $(DATA_DIR)/demo-tokens.json || $(VENV)/bin/enclave demo seed --data-dir $(DATA_DIR)
+	$(VENV)/bin/enclave up --data-dir $(DATA_DIR)
+
+test: venv system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv system-deps
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""Versioned JSON schemas of audit events, one file per type: ``<type>.v<N>.json``.
+
+Each schema describes the object ``{"subject": {...}, "details": {...}}`` of one event type. The newest
+version of a type is the one new events must satisfy; older versions stay for reading old logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+_NAME = re.compile(r"^(?P<type>[a-z_]+(?:\.[a-z_]+)+)\.v(?P<version>\d+)\.json$")
+
+
+class AuditSchemaError(ValueError):
+    """An event does not match its type's schema, or its type has none: the append is refused."""
+
+
+class SchemaRegistry:
+    """Validators for every known event type, loaded once."""
+
+    def __init__(self, validators: Mapping[str, tuple[int, Draft202012Validator]]) -> None:
+        self._validators = dict(validators)
+
+    @classmethod
+    def load(cls) -> SchemaRegistry:
+        """Load the schemas shipped in this package (newest version per type)."""
+        found: dict[str, tuple[int, Draft202012Validator]] = {}
+        for entry in resources.files(__name__).iterdir():
+            match = _NAME.match(entry.name)
+            if not match:
+                continue
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            Draft202012Validator.check_schema(schema)
+            version = int(match["version"])
+            if match["type"] not in found or found[match["type"]][0] < version:
+                found[match["type"]] = (version, Draft202012Validator(schema))
+        return cls(found)
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self._validators)
+
+    def version(self, event_type: str) -> int:
+        return self._validators[event_type][0]
+
+    def validate(self, event_type: str, subject: Mapping[str, Any], details: Mapping[str, Any]) -> None:
+        """Raise :class:`AuditSchemaError` unless the event matches its type's newest schema."""
+        entry = self._validators.get(event_type)
+        if entry is None:
+            raise AuditSchemaError(f"no audit schema for event type {event_type!r}")
+        error = next(iter(entry[1].iter_errors({"subject": dict(subject), "details": dict(details)})), None)
+        if error is not None:
+            path = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            raise AuditSchemaError(f"{event_type} event invalid at {path}: {error.message}")

@@ -1,0 +1,222 @@
+"""The append-only audit store inside the product database.
+
+:meth:`AuditLog.append` runs inside the caller's transaction, so the event commits or rolls back with
+the business change it records (invariant 5: no audit event, no change). Appenders serialise on the
+single ``audit_head`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite write transactions are
+``BEGIN IMMEDIATE``), which makes the index sequence gap-free under concurrent writers and processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, MetaData, String, select, tuple_
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from audit.canonical import ZERO_HASH, canonical_json, rfc3339_utc
+from audit.checkpoint import Checkpoint, sign_checkpoint
+from audit.merkle import Frontier, leaf_hash
+from audit.schemas import SchemaRegistry
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class AuditBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON}  # noqa: RUF012 - SQLAlchemy API
+
+
+class AuditEvent(AuditBase):
+    """One event; ``canonical`` holds the exact bytes that were hashed into the tree."""
+
+    __tablename__ = "audit_events"
+
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    timestamp: Mapped[str] = mapped_column(String(40), index=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    canonical: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditHead(AuditBase):
+    """The single row every appender locks: tree size, last leaf hash and the Merkle frontier."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    frontier: Mapped[dict[str, Any]]
+
+
+class AuditNode(AuditBase):
+    """Perfect Merkle subtree hashes (level ≥ 1); with the leaves they make proofs O(log² n)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(AuditBase):
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))
+
+    def to_checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            tree_size=self.tree_size,
+            root_hash=self.root_hash,
+            timestamp=self.timestamp,
+            key_id=self.key_id,
+            signature=self.signature,
+        )
+
+
+HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class AppendedEvent:
+    index: int
+    leaf_hash: bytes
+    event: dict[str, Any]
+
+
+class DbNodeReader:
+    """Reads Merkle nodes for proofs from the store (level 0 = leaf hashes of events)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_nodes(self, keys: Collection[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = [index for level, index in keys if level == 0]
+        inner = [(level, index) for level, index in keys if level > 0]
+        if leaves:
+            rows = self.session.execute(
+                select(AuditEvent.index, AuditEvent.leaf_hash).where(AuditEvent.index.in_(leaves))
+            )
+            found.update({(0, index): bytes(digest) for index, digest in rows})
+        if inner:
+            rows2 = self.session.execute(
+                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                    tuple_(AuditNode.level, AuditNode.idx).in_(inner)
+                )
+            )
+            found.update({(level, index): bytes(digest) for level, index, digest in rows2})
+        missing = set(keys) - found.keys()
+        if missing:
+            raise LookupError(f"audit store is missing Merkle nodes {sorted(missing)[:3]}")
+        return found
+
+
+class AuditLog:
+    """Appends schema-checked events in the caller's transaction and signs checkpoints."""
+
+    def __init__(
+        self,
+        schemas: SchemaRegistry,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.schemas = schemas
+        self.clock = clock
+
+    def append(
+        self,
+        session: Session,
+        type: str,
+        actor: str,
+        subject: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AppendedEvent:
+        """Append one event inside ``session``'s transaction; raise if it fails its schema.
+
+        The caller's change and this event commit together or not at all.
+        """
+        subject = dict(subject or {})
+        details = dict(details or {})
+        self.schemas.validate(type, subject, details)
+        head = self._lock_head(session)
+        event = {
+            "index": head.tree_size,
+            "timestamp": rfc3339_utc(self.clock()),
+            "type": type,
+            "actor": actor,
+            "subject": subject,
+            "details": details,
+            "prev_hash": head.last_hash,
+        }
+        canonical = canonical_json(event)
+        digest = leaf_hash(canonical)
+        frontier = Frontier.from_json(head.tree_size, head.frontier.get("nodes", []))
+        completed = frontier.append(digest)
+        dataset = subject.get("dataset")
+        session.add(
+            AuditEvent(
+                index=head.tree_size,
+                timestamp=event["timestamp"],
+                type=type,
+                actor=actor,
+                dataset_id=dataset if isinstance(dataset, str) else None,
+                canonical=canonical,
+                leaf_hash=digest,
+            )
+        )
+        session.add_all(AuditNode(level=lv, idx=ix, hash=h) for lv, ix, h in completed)
+        head.tree_size += 1
+        head.last_hash = digest.hex()
+        head.frontier = {"nodes": frontier.to_json()}
+        session.flush()
+        return AppendedEvent(index=event["index"], leaf_hash=digest, event=event)
+
+    def checkpoint(self, session: Session, private_key: Any) -> Checkpoint | None:
+        """Sign the current tree head and store it; ``None`` when nothing changed since the last."""
+        head = self._lock_head(session)
+        last = session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+        ).first()
+        if last is not None and last.tree_size == head.tree_size:
+            return None
+        frontier = Frontier.from_json(head.tree_size, head.frontier.get("nodes", []))
+        cp = sign_checkpoint(private_key, head.tree_size, frontier.root(), self.clock())
+        session.add(
+            AuditCheckpoint(
+                tree_size=cp.tree_size,
+                root_hash=cp.root_hash,
+                timestamp=cp.timestamp,
+                key_id=cp.key_id,
+                signature=cp.signature,
+            )
+        )
+        session.flush()
+        return cp
+
+    @staticmethod
+    def _lock_head(session: Session) -> AuditHead:
+        head = session.scalars(
+            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
+        ).one_or_none()
+        if head is None:
+            raise RuntimeError("audit store is not initialised (run the database migrations)")
+        return head
+
+
+def initial_head_row() -> dict[str, Any]:
+    """The row the migration inserts: an empty tree."""
+    return {"id": HEAD_ID, "tree_size": 0, "last_hash": ZERO_HASH, "frontier": {"nodes": []}}

@@ -1,0 +1,67 @@
+"""The app factory: ``create_app(settings)`` builds the API around one :class:`Enclave`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from enclave_api.api import problems
+from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from enclave_api.api.routes import access, datasets, health, me, projects, records
+from enclave_api.context import Enclave
+from enclave_api.logs import configure_logging
+from enclave_api.settings import Settings
+
+API_TITLE = "Secure data enclave API"
+
+
+def create_app(settings: Settings | None = None, enclave: Enclave | None = None) -> FastAPI:
+    """Build the API. Pass an opened ``enclave`` to share it (tests, CLI), else one is opened
+    from ``settings`` when the app starts and closed when it stops."""
+    if enclave is None and settings is None:
+        raise ValueError("create_app needs settings or an enclave")
+    owned = enclave is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned and settings is not None:
+            configure_logging(settings.log_json)
+            app.state.enclave = Enclave.open(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.enclave.close()
+
+    app = FastAPI(title=API_TITLE, version="1", lifespan=lifespan)
+    if enclave is not None:
+        app.state.enclave = enclave
+    effective: Settings = enclave.settings if enclave is not None else settings  # type: ignore[assignment]
+    problems.install(app)
+    for router in (
+        health.router,
+        me.router,
+        records.router,  # before datasets so /{id}/records is not shadowed
+        datasets.router,
+        projects.router,
+        access.requests_router,
+        access.grants_router,
+    ):
+        app.include_router(router)
+
+    metrics = Metrics()
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=effective.max_json_bytes,
+        upload_limit=effective.max_request_bytes,
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app

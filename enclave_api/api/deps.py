@@ -1,0 +1,62 @@
+"""Typed dependencies: the enclave context, sessions and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from enclave_api.context import Enclave
+from enclave_api.errors import Forbidden, Unauthenticated
+from enclave_api.roles import Role
+from enclave_api.services.identity import Principal, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="API token (`enclave token issue`)")
+
+
+def get_enclave(request: Request) -> Enclave:
+    enclave: Enclave = request.app.state.enclave
+    return enclave
+
+
+EnclaveDep = Annotated[Enclave, Depends(get_enclave)]
+
+
+def read_session(enclave: EnclaveDep) -> Iterator[Session]:
+    with enclave.read() as session:
+        yield session
+
+
+# Writes open their transaction inside the route (``with enclave.write()``) so that the commit has
+# happened, or failed, before the response is built.
+ReadSession = Annotated[Session, Depends(read_session)]
+
+
+def current_principal(
+    request: Request,
+    enclave: EnclaveDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("missing bearer token")
+    with enclave.read() as session:
+        principal = authenticate(enclave, session, credentials.credentials, enclave.now())
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    """Router dependency: the caller must hold one of ``roles``."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not any(principal.has(role) for role in roles):
+            raise Forbidden(f"this needs the role {' or '.join(roles)}")
+        return principal
+
+    return check

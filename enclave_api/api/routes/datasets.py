@@ -1,0 +1,58 @@
+"""The catalog (metadata only) and dataset registration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+
+from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession
+from enclave_api.api.schemas import ColumnPublic, DatasetPublic
+from enclave_api.errors import Invalid, TooLarge
+from enclave_api.metadata import parse_metadata
+from enclave_api.models import Dataset
+from enclave_api.services import datasets as service
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+def dataset_public(dataset: Dataset) -> DatasetPublic:
+    meta = service.dataset_metadata(dataset).public()
+    return DatasetPublic(
+        id=dataset.id,
+        title=dataset.title,
+        custodian_org=dataset.custodian_org_id,
+        tier=dataset.tier,
+        description=dataset.description,
+        max_rows_per_person=dataset.max_rows_per_person,
+        row_count=dataset.row_count,
+        columns=[ColumnPublic(**c) for c in meta["columns"]],
+    )
+
+
+@router.get("", response_model=list[DatasetPublic])
+def list_datasets(principal: CurrentPrincipal, session: ReadSession) -> list[DatasetPublic]:
+    return [dataset_public(d) for d in service.catalog(session)]
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic)
+def get_dataset(dataset_id: str, principal: CurrentPrincipal, session: ReadSession) -> DatasetPublic:
+    return dataset_public(service.get_dataset(session, dataset_id))
+
+
+@router.post("", response_model=DatasetPublic, status_code=status.HTTP_201_CREATED)
+async def register_dataset(
+    principal: CurrentPrincipal,
+    enclave: EnclaveDep,
+    file: Annotated[UploadFile, File(description="CSV or Parquet")],
+    metadata: Annotated[str, Form(description="Dataset metadata, YAML or JSON (contract 4.4)")],
+) -> DatasetPublic:
+    limit = enclave.settings.max_request_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"dataset files are limited to {limit} bytes")
+    if not data:
+        raise Invalid("the dataset file is empty", field="file")
+    meta = parse_metadata(metadata)
+    dataset = service.register_dataset(enclave, principal, meta, data, file.filename or "")
+    return dataset_public(dataset)

@@ -1,0 +1,117 @@
+"""Request and response bodies (``XCreate`` in, ``XPublic`` out). Unknown fields are rejected."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MePublic(BaseModel):
+    id: str
+    name: str
+    roles: list[str]
+    org: str
+
+
+class ColumnPublic(BaseModel):
+    name: str
+    type: str
+    role: str
+    description: str | None = None
+    bounds: list[Any] | None = None
+    categories: list[str] | None = None
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    title: str
+    custodian_org: str
+    tier: str
+    description: str
+    max_rows_per_person: int
+    row_count: int
+    columns: list[ColumnPublic]
+
+
+class ProjectCreate(Strict):
+    title: Title
+    purpose: Text
+
+
+class ProjectPublic(BaseModel):
+    id: str
+    title: str
+    purpose: str
+    org: str
+    owner: str
+    created_at: datetime
+
+
+class MemberAdd(Strict):
+    user_id: Id
+
+
+class AccessRequestCreate(Strict):
+    project_id: Id
+    dataset_id: Id
+    purpose: Text
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    delta: float = Field(0.0, ge=0, allow_inf_nan=False)
+    days: int = Field(gt=0)
+    dua_accepted: bool
+
+
+class Decision(Strict):
+    decision: Literal["approve", "deny"]
+    reason: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    epsilon: float | None = Field(None, gt=0, allow_inf_nan=False)
+    days: int | None = Field(None, gt=0)
+
+
+class AccessRequestPublic(BaseModel):
+    id: str
+    project_id: str
+    dataset_id: str
+    requester: str
+    purpose: str
+    epsilon: float
+    delta: float
+    days: int
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    grant_id: str | None
+    created_at: datetime
+
+
+class RevokeBody(Strict):
+    reason: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+
+class GrantPublic(BaseModel):
+    id: str
+    project_id: str
+    dataset_id: str
+    status: str
+    epsilon_total: float
+    epsilon_spent: float
+    delta_total: float
+    delta_spent: float
+    starts_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str

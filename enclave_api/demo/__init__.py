@@ -1,0 +1,1 @@
+"""Deterministic demo data: synthetic hospital registries and the WDBC reference data set."""

@@ -1,0 +1,201 @@
+"""Organisations, users, passwords and API tokens.
+
+Tokens look like ``enc_<random>``; only HMAC-SHA256(pepper, token) is stored, so a database leak does
+not reveal usable tokens. Passwords are hashed with Argon2id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enclave_api.context import Enclave
+from enclave_api.errors import Conflict, Invalid, NotFound, Unauthenticated
+from enclave_api.models import ApiToken, Organisation, User, UserRole
+from enclave_api.roles import Role
+
+TOKEN_PREFIX = "enc_"  # noqa: S105 - a prefix, not a secret
+ORG_KINDS = ("hospital", "pharma", "oversight", "operator")
+_USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+_ORG_ID = re.compile(r"^[a-z][a-z0-9-]{1,63}$")
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 12:
+        raise Invalid("passwords need at least 12 characters", field="password")
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_hash(pepper: bytes, token: str) -> str:
+    return hmac.new(pepper, token.encode(), hashlib.sha256).hexdigest()
+
+
+def create_org(ctx: Enclave, session: Session, actor: str, org_id: str, name: str, kind: str) -> Organisation:
+    if not _ORG_ID.match(org_id):
+        raise Invalid("organisation ids are lowercase letters, digits and '-'", field="id")
+    if kind not in ORG_KINDS:
+        raise Invalid(f"organisation kind must be one of {', '.join(ORG_KINDS)}", field="kind")
+    if session.get(Organisation, org_id) is not None:
+        raise Conflict(f"organisation {org_id} already exists")
+    org = Organisation(id=org_id, name=name, kind=kind, created_at=ctx.now())
+    session.add(org)
+    ctx.audit.append(session, "org.created", actor, {"org": org_id}, {"name": name, "kind": kind})
+    return org
+
+
+def create_user(
+    ctx: Enclave,
+    session: Session,
+    actor: str,
+    user_id: str,
+    name: str,
+    org_id: str,
+    roles: list[Role],
+    password: str | None = None,
+) -> User:
+    if not _USER_ID.match(user_id):
+        raise Invalid("user ids are lowercase letters, digits, '.', '_' and '-'", field="id")
+    if not roles:
+        raise Invalid("a user needs at least one role", field="roles")
+    if session.get(Organisation, org_id) is None:
+        raise NotFound(f"organisation {org_id} does not exist")
+    if session.get(User, user_id) is not None:
+        raise Conflict(f"user {user_id} already exists")
+    user = User(
+        id=user_id,
+        name=name,
+        org_id=org_id,
+        password_hash=hash_password(password) if password else None,
+        created_at=ctx.now(),
+        role_rows=[UserRole(role=str(r)) for r in sorted(set(roles))],
+    )
+    session.add(user)
+    ctx.audit.append(
+        session,
+        "user.created",
+        actor,
+        {"user": user_id, "org": org_id},
+        {"roles": sorted(str(r) for r in set(roles)), "password_set": password is not None},
+    )
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # shown once, never stored
+    record: ApiToken
+
+
+def issue_token(
+    ctx: Enclave,
+    session: Session,
+    actor: str,
+    user_id: str,
+    name: str = "api",
+    days: int | None = None,
+    kind: str = "api",
+) -> IssuedToken:
+    user = session.get(User, user_id)
+    if user is None or user.disabled:
+        raise NotFound(f"user {user_id} does not exist or is disabled")
+    days = ctx.settings.token_ttl_days if days is None else days
+    if not 0 < days <= 365:
+        raise Invalid("token lifetime must be between 1 and 365 days", field="days")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = ctx.now()
+    record = ApiToken(
+        id=f"tok-{secrets.token_hex(6)}",
+        user_id=user_id,
+        token_hash=token_hash(ctx.secrets.token_pepper, token),
+        name=name,
+        kind=kind,
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    session.add(record)
+    ctx.audit.append(
+        session,
+        "token.issued",
+        actor,
+        {"user": user_id, "token": record.id},
+        {"name": name, "kind": kind, "expires_at": record.expires_at.isoformat()},
+    )
+    return IssuedToken(token, record)
+
+
+def revoke_token(ctx: Enclave, session: Session, actor: str, token_id: str) -> ApiToken:
+    record = session.get(ApiToken, token_id)
+    if record is None:
+        raise NotFound(f"token {token_id} does not exist")
+    if record.revoked_at is not None:
+        raise Conflict(f"token {token_id} is already revoked")
+    record.revoked_at = ctx.now()
+    ctx.audit.append(session, "token.revoked", actor, {"user": record.user_id, "token": token_id})
+    return record
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    user: User
+    token_id: str
+    token_kind: str
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+    @property
+    def org_id(self) -> str:
+        return self.user.org_id
+
+    def has(self, role: Role) -> bool:
+        return str(role) in self.user.roles
+
+    @classmethod
+    def local(cls, user: User) -> Principal:
+        """An operator acting for ``user`` from the command line (no token involved)."""
+        return cls(user=user, token_id="local", token_kind="api")  # noqa: S106 - labels
+
+
+def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> Principal:
+    """Resolve a bearer token; unknown, expired, revoked or disabled → :class:`Unauthenticated`."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise Unauthenticated("invalid token")
+    record = session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(ctx.secrets.token_pepper, token))
+    ).one_or_none()
+    if record is None:
+        raise Unauthenticated("invalid token")
+    if record.revoked_at is not None:
+        raise Unauthenticated("token has been revoked")
+    if now >= record.expires_at:
+        raise Unauthenticated("token has expired")
+    user = session.get(User, record.user_id)
+    if user is None or user.disabled:
+        raise Unauthenticated("account is disabled")
+    return Principal(user=user, token_id=record.id, token_kind=record.kind)

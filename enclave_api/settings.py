@@ -1,0 +1,77 @@
+"""The one settings object of the enclave service.
+
+Every option is read from the environment (prefix ``ENCLAVE_``) or passed explicitly; nothing is read at
+import time. :func:`Settings.database_url_resolved` turns the embedded default into a SQLite file in the
+data directory.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "default", "xxx", ""})
+
+
+class Mode(StrEnum):
+    """Deployment mode: ``embedded`` generates its own secrets, ``production`` requires them."""
+
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Configuration of API, CLI and workers. Secrets have no defaults outside the embedded mode."""
+
+    model_config = SettingsConfigDict(env_prefix="ENCLAVE_", extra="forbid")
+
+    mode: Mode = Field(Mode.EMBEDDED, description="embedded (generates secrets) or production")
+    data_dir: Path = Field(Path(".enclave"), description="Where the embedded default keeps its state")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite file `enclave.db` in the data dir"
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to")
+    port: int = Field(8400, ge=1, le=65535, description="Port the API binds to")
+
+    # Secrets. In production each must be given (directly or as a file path); the embedded mode
+    # generates them on first run under data_dir/secrets with 0600 permissions.
+    token_pepper: SecretStr | None = Field(None, description="HMAC key for API token hashes")
+    pseudonym_key: SecretStr | None = Field(None, description="HMAC key for pseudonymised ids")
+    kek_file: Path | None = Field(None, description="Key-encryption keyring (JSON) for datasets")
+    audit_signing_key_file: Path | None = Field(None, description="Ed25519 PEM for checkpoints")
+    key_provider: str = Field("local", description="Key provider plug-in for the dataset KEK")
+
+    token_ttl_days: int = Field(30, ge=1, le=365, description="Default lifetime of API tokens")
+    max_request_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)"
+    )
+    max_json_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted JSON body")
+    max_grant_days: int = Field(365, ge=1, description="Longest access a request may ask for")
+    max_epsilon: float = Field(10.0, gt=0, description="Largest ε a request may ask for")
+    max_delta: float = Field(1e-5, ge=0, lt=1, description="Largest δ a request may ask for")
+    log_json: bool = Field(True, description="Structured JSON logs on stderr")
+
+    @field_validator("token_pepper", "pseudonym_key")
+    @classmethod
+    def _reject_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
+                raise ValueError("secret is a placeholder or shorter than 32 characters")
+        return value
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'enclave.db').resolve()}"

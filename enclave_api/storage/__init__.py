@@ -1,0 +1,1 @@
+"""Encrypted dataset storage: key providers (KEKs) and the envelope-encrypted blob store."""

@@ -1,0 +1,1 @@
+"""Country-specific personal identifiers: formats, check digits, normalisation (pure)."""

@@ -1,0 +1,196 @@
+"""Shared fixtures. Every database test runs twice: on SQLite and on a real PostgreSQL 15.
+
+Fixtures:
+
+* ``backend`` — ``"sqlite"`` or ``"postgresql"`` (parametrises everything that uses a database).
+* ``pg_server`` — starts the installed PostgreSQL cluster once per run (``pg_ctlcluster``) and returns
+  an admin connection URL; set ``ENCLAVE_TEST_PG_ADMIN_URL`` to use another server.
+* ``fresh_enclave`` — an :class:`~enclave_api.context.Enclave` on an empty, migrated database with its
+  own data directory (secrets generated as in the embedded default).
+* ``seeded_enclave`` — the demo world (small registries), copied from a per-run template: SQLite file
+  copy or PostgreSQL ``CREATE DATABASE … TEMPLATE``, plus a copy of the data directory.
+* ``client`` / ``seeded_client`` — Starlette TestClient over ``create_app(enclave=...)``.
+* ``tokens`` — role → bearer token of the seeded world (``demo-tokens.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from enclave_api.api.app import create_app
+from enclave_api.context import Enclave
+from enclave_api.demo.seed import seed_demo
+from enclave_api.settings import Settings
+
+SEED_PATIENTS = 400
+PG_ROLE = "enclave_test"
+PG_PASSWORD = "enclave-test-only-password"
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=False, capture_output=True, text=True)
+
+
+def _start_local_postgres() -> str:
+    """Start Debian's PostgreSQL 15 cluster and create the test role; return the admin URL."""
+    clusters = _run("pg_lsclusters", "--no-header")
+    if clusters.returncode != 0:
+        pytest.fail("PostgreSQL is not installed (pg_lsclusters missing); `make test` installs it")
+    line = next((ln.split() for ln in clusters.stdout.splitlines() if ln.strip()), None)
+    if line is None:
+        pytest.fail("no PostgreSQL cluster exists on this machine")
+    version, name, port, status = line[0], line[1], line[2], line[3]
+    if status != "online":
+        started = _run("pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start")
+        if started.returncode != 0:
+            pytest.fail(f"could not start PostgreSQL: {started.stderr}")
+    sql = (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
+        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
+    )
+    made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql)
+    if made.returncode != 0:
+        pytest.fail(f"could not create the test role: {made.stderr}")
+    return f"postgresql://{PG_ROLE}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    return os.environ.get("ENCLAVE_TEST_PG_ADMIN_URL") or _start_local_postgres()
+
+
+def _pg_url(admin_url: str, database: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + database
+
+
+def _pg_create(admin_url: str, database: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        clause = f" TEMPLATE {template}" if template else ""
+        conn.execute(f"CREATE DATABASE {database}{clause}")  # type: ignore[arg-type]
+    return _pg_url(admin_url, database)
+
+
+def _pg_drop(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _settings(data_dir: Path, url: str) -> Settings:
+    return Settings(data_dir=data_dir, database_url=url, log_json=False)
+
+
+class _Template:
+    """A seeded demo world per backend, built once and copied per test."""
+
+    def __init__(self, root: Path, pg_admin: str | None) -> None:
+        self.root, self.pg_admin = root, pg_admin
+        self.built: dict[str, tuple[Path, str]] = {}
+        self.created_dbs: list[str] = []
+
+    def get(self, backend: str) -> tuple[Path, str]:
+        if backend not in self.built:
+            data_dir = self.root / f"template-{backend}"
+            if backend == "sqlite":
+                url = f"sqlite:///{data_dir / 'enclave.db'}"
+            else:
+                assert self.pg_admin is not None
+                name = f"enclave_tpl_{uuid.uuid4().hex[:8]}"
+                url = _pg_create(self.pg_admin, name)
+                self.created_dbs.append(name)
+            enclave = Enclave.open(_settings(data_dir, url))
+            seed_demo(enclave, "test-setup", patients=SEED_PATIENTS)
+            enclave.close()
+            self.built[backend] = (data_dir, url)
+        return self.built[backend]
+
+
+@pytest.fixture(scope="session")
+def _templates(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[_Template]:
+    pg_admin = request.getfixturevalue("pg_server") if _wants_pg(request.session) else None
+    templates = _Template(tmp_path_factory.mktemp("templates"), pg_admin)
+    yield templates
+    for name in templates.created_dbs:
+        _pg_drop(pg_admin or "", name)
+
+
+def _wants_pg(session: pytest.Session) -> bool:
+    return any("postgresql" in item.nodeid for item in session.items)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database of the requested backend, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'enclave.db'}"
+        return
+    admin = request.getfixturevalue("pg_server")
+    name = f"enclave_t_{uuid.uuid4().hex[:10]}"
+    url = _pg_create(admin, name)
+    yield url
+    _pg_drop(admin, name)
+
+
+@pytest.fixture
+def fresh_enclave(database_url: str, tmp_path: Path) -> Iterator[Enclave]:
+    enclave = Enclave.open(_settings(tmp_path / "data", database_url))
+    yield enclave
+    enclave.close()
+
+
+@pytest.fixture
+def seeded_enclave(
+    backend: str, tmp_path: Path, _templates: _Template, request: pytest.FixtureRequest
+) -> Iterator[Enclave]:
+    template_dir, template_url = _templates.get(backend)
+    data_dir = tmp_path / "data"
+    shutil.copytree(template_dir, data_dir)
+    if backend == "sqlite":
+        url = f"sqlite:///{data_dir / 'enclave.db'}"
+        name = None
+    else:
+        admin = request.getfixturevalue("pg_server")
+        name = f"enclave_t_{uuid.uuid4().hex[:10]}"
+        url = _pg_create(admin, name, template=template_url.rsplit("/", 1)[1])
+    enclave = Enclave.open(_settings(data_dir, url))
+    yield enclave
+    enclave.close()
+    if name:
+        _pg_drop(request.getfixturevalue("pg_server"), name)
+
+
+@pytest.fixture
+def client(fresh_enclave: Enclave) -> TestClient:
+    return TestClient(create_app(enclave=fresh_enclave))
+
+
+@pytest.fixture
+def seeded_client(seeded_enclave: Enclave) -> TestClient:
+    return TestClient(create_app(enclave=seeded_enclave))
+
+
+@pytest.fixture
+def tokens(seeded_enclave: Enclave) -> dict[str, str]:
+    doc: dict[str, str] = json.loads((seeded_enclave.data_dir / "demo-tokens.json").read_text())
+    return doc
+
+
+def bearer(token: str) -> dict[str, Any]:
+    return {"Authorization": f"Bearer {token}"}
