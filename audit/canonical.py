@@ -28,7 +28,7 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def canonical_json(obj: object) -> bytes:
@@ -61,9 +61,14 @@ def rfc3339_utc(dt: datetime) -> str:
     return utc.isoformat(timespec="microseconds") + "Z"
 
 
+def looks_like_rfc3339_utc(value: object) -> bool:
+    """True if ``value`` has the shape :func:`rfc3339_utc` writes (the date itself is not checked)."""
+    return isinstance(value, str) and _RFC3339_UTC.fullmatch(value) is not None
+
+
 def parse_rfc3339_utc(text: str) -> datetime:
     """Parse exactly the format :func:`rfc3339_utc` writes; raise ``ValueError`` on anything else."""
-    if not isinstance(text, str) or not _RFC3339_UTC.fullmatch(text):
+    if not looks_like_rfc3339_utc(text):
         raise ValueError(f"not a UTC RFC 3339 timestamp with microseconds: {text!r}")
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 

@@ -225,12 +225,12 @@ def conform_table(table: pa.Table, meta: DatasetMetadata) -> pa.Table:
     """Check columns, types and categories; cast to the declared Arrow types."""
     declared = [c.name for c in meta.columns]
     present = table.column_names
-    for name in declared:
-        if name not in present:
-            raise Invalid(f"column {name} is declared in the metadata but missing", field=name)
-    for name in present:
-        if name not in declared:
-            raise Invalid(f"column {name} is in the file but not declared in the metadata", field=name)
+    missing = [name for name in declared if name not in present]
+    extra = [name for name in present if name not in declared]
+    if missing or extra:
+        problems = [f"column {n} is declared in the metadata but missing" for n in missing]
+        problems += [f"column {n} is in the file but not declared in the metadata" for n in extra]
+        raise Invalid("; ".join(problems), field=(missing or extra)[0], missing=missing, undeclared=extra)
     if table.num_rows == 0:
         raise Invalid("the dataset has no rows", field="file")
     arrays = []

@@ -159,27 +159,26 @@ def revoke_token(ctx: Enclave, session: Session, actor: str, token_id: str) -> A
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of a request."""
+    """The authenticated caller: a snapshot of the user, independent of any DB session."""
 
-    user: User
+    id: str
+    name: str
+    org_id: str
+    roles: tuple[str, ...]
     token_id: str
     token_kind: str
 
-    @property
-    def id(self) -> str:
-        return self.user.id
-
-    @property
-    def org_id(self) -> str:
-        return self.user.org_id
-
     def has(self, role: Role) -> bool:
-        return str(role) in self.user.roles
+        return str(role) in self.roles
+
+    @classmethod
+    def of(cls, user: User, token_id: str, token_kind: str) -> Principal:
+        return cls(user.id, user.name, user.org_id, tuple(user.roles), token_id, token_kind)
 
     @classmethod
     def local(cls, user: User) -> Principal:
         """An operator acting for ``user`` from the command line (no token involved)."""
-        return cls(user=user, token_id="local", token_kind="api")  # noqa: S106 - labels
+        return cls.of(user, token_id="local", token_kind="api")  # noqa: S106 - labels
 
 
 def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> Principal:
@@ -198,4 +197,4 @@ def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> P
     user = session.get(User, record.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("account is disabled")
-    return Principal(user=user, token_id=record.id, token_kind=record.kind)
+    return Principal.of(user, token_id=record.id, token_kind=record.kind)

@@ -12,5 +12,6 @@ router = APIRouter(prefix="/v1", tags=["identity"])
 
 @router.get("/me", response_model=MePublic)
 def me(principal: CurrentPrincipal) -> MePublic:
-    user = principal.user
-    return MePublic(id=user.id, name=user.name, roles=user.roles, org=user.org_id)
+    return MePublic(
+        id=principal.id, name=principal.name, roles=list(principal.roles), org=principal.org_id
+    )

@@ -1,0 +1,474 @@
+"""Streaming verification of the audit log, from the database or from an exported JSONL file.
+
+What is checked
+    Every event: it is UTF-8 JSON, an object with exactly the event fields, byte-identical to the
+    canonical JSON of what it parses to, its ``index`` equals its position and its ``prev_hash``
+    is the previous event's leaf hash (``ZERO_HASH`` for the first). Every checkpoint: it carries
+    a valid signature by the given key, tree sizes never go backwards, and its root equals the
+    Merkle root recomputed over the events up to its size. A checkpoint beyond the last event
+    means the log was truncated.
+
+How it stays fast (≈3 µs per event here, JSON parsing alone costs more)
+    Events are buffered until the next checkpoint is due, leaf-hashed in a batch and folded into
+    a :class:`~audit.merkle.Frontier`. When the root matches a validly signed checkpoint, the
+    buffered bytes are proven identical to what the signer committed to, and the signer
+    (``AuditLog.append``) only ever commits canonical, correctly indexed and chained events, so
+    parsing them again would prove nothing new about tampering. Events no checkpoint covers yet
+    (the tail, or a backlog of more than ``pending_limit`` events) get the per-event checks, and
+    so does a segment whose root does not match, to name the first bad event. ``full=True`` runs
+    the per-event checks on every event, which also checks the writer; it is several times slower.
+
+Checkpoint placement
+    A checkpoint may be added before the events it covers (it waits until the log reaches its
+    size) or right after the event that brings the log to its size, but not later: once more
+    events have been added its root can no longer be recomputed, and it is reported as a failure.
+    The export puts each checkpoint right after the event that makes the tree reach its size.
+
+``first_bad_index`` names the earliest event the first failure implicates: the event that is
+malformed, not canonical or out of place; for a broken ``prev_hash`` link the earlier of the two
+events, since either may have been altered; for a bad checkpoint (signature, key, root, order)
+the first event not attested by an earlier verified checkpoint; for a truncated log the first
+missing index. It never points before the last verified checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from audit.canonical import (
+    EVENT_FIELDS,
+    ZERO_HASH,
+    canonical_json,
+    canonical_text,
+    parse_rfc3339_utc,
+)
+from audit.checkpoint import Checkpoint, key_id, public_key_from_pem, verify_checkpoint
+from audit.merkle import Frontier
+
+_sha256 = hashlib.sha256
+_json_decode = json.JSONDecoder().decode
+
+# An event line is canonical_json({"event": E, "record": "event"}): these bytes around E's own
+# canonical JSON, since "event" sorts before "record".
+_EVENT_PREFIX = b'{"event":'
+_EVENT_SUFFIX = b',"record":"event"}'
+
+
+class UnusableInput(Exception):
+    """The input cannot be examined at all (missing or unreadable file, unparsable public key).
+
+    Distinct from a log that was read and found tampered, which is a :class:`VerifyResult`.
+    """
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a verification: counts of records read and the first failure, if any."""
+
+    ok: bool
+    events: int
+    checkpoints: int
+    first_bad_index: int | None
+    reason: str | None
+
+
+Failure = tuple[int, str]  # (first_bad_index, reason)
+
+
+class LogVerifier:
+    """Verifies a log fed one record at a time, in log order; keeps the first failure.
+
+    Feed events with :meth:`add_event_bytes` and checkpoints with :meth:`add_checkpoint`, then
+    call :meth:`result` once. See the module docstring for what is checked and where checkpoints
+    may be placed.
+    """
+
+    def __init__(
+        self, public_key: Ed25519PublicKey, *, full: bool = False, pending_limit: int = 1 << 16
+    ) -> None:
+        if pending_limit < 1:
+            raise ValueError("pending_limit must be at least 1")
+        self._public_key = public_key
+        self._key_id = key_id(public_key)
+        self._full = full
+        self._pending_limit = pending_limit
+        self._frontier = Frontier()
+        self._prev_hex = ZERO_HASH  # leaf hash of the last event in the frontier
+        self._pending: list[bytes] = []  # events after the frontier, not yet checked
+        self._flush_at = pending_limit  # len(_pending) at which _flush must run
+        self._waiting: deque[Checkpoint] = deque()  # signature checked, log not at size yet
+        self._attested = 0  # tree size of the last checkpoint whose root matched
+        self._last_checkpoint_size = 0
+        self._checkpoints = 0
+        self._ignored = 0  # events read after the first failure
+        self._failure: Failure | None = None
+        self._finished = False
+
+    @property
+    def failed(self) -> bool:
+        """True once a failure has been found; later records no longer matter."""
+        return self._failure is not None
+
+    def _events_read(self) -> int:
+        return self._frontier.size + len(self._pending) + self._ignored
+
+    def add_event_bytes(self, canonical: bytes) -> None:
+        """Add the next event's exact bytes, as stored or exported."""
+        # The hot path: buffering only. Hashing happens in batches in _flush.
+        pending = self._pending
+        pending.append(canonical)
+        if len(pending) >= self._flush_at:
+            self._flush()
+
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Add a checkpoint at its place in the log (see the module docstring)."""
+        if self._finished:
+            raise RuntimeError("result() was already called")
+        self._checkpoints += 1
+        if self._failure is not None:
+            return
+        label = f"checkpoint #{self._checkpoints}"
+        if not verify_checkpoint(cp, self._public_key):
+            if cp.key_id != self._key_id:
+                why = f"is signed by key {cp.key_id!r}, not by the trusted key {self._key_id!r}"
+            else:
+                why = "has an invalid signature or malformed fields"
+            self._fail_after_pending(f"{label} {why}", at_position=False)
+            return
+        size = cp.tree_size
+        if size < self._last_checkpoint_size:
+            self._fail_after_pending(
+                f"{label}: tree size {size} is smaller than the previous checkpoint's "
+                f"{self._last_checkpoint_size}",
+                at_position=False,
+            )
+            return
+        self._last_checkpoint_size = size
+        read = self._frontier.size + len(self._pending)
+        if size < read:
+            self._fail_after_pending(
+                f"{label} for tree size {size} comes after {read} events; it must come no later "
+                "than right after the event that completes its tree",
+                at_position=False,
+            )
+            return
+        self._waiting.append(cp)
+        self._flush()
+
+    def add_unreadable(self, description: str) -> None:
+        """Record that the next record could not be read (a garbled export line): tampering."""
+        if self._finished:
+            raise RuntimeError("result() was already called")
+        if self._failure is None:
+            self._fail_after_pending(description, at_position=True)
+
+    def result(self) -> VerifyResult:
+        """Finish: check the events no checkpoint covered and look for truncation."""
+        if not self._finished:
+            self._finished = True
+            self._flush_at = 0  # any later add_event_bytes reaches _flush, which refuses
+            if self._failure is None and self._settle(self._take_pending(), check=True):
+                if self._waiting:
+                    size = self._frontier.size
+                    self._failure = (
+                        size,
+                        f"the log ends after {size} events but a checkpoint covers "
+                        f"{self._waiting[-1].tree_size}: events from index {size} are missing",
+                    )
+        failure = self._failure
+        return VerifyResult(
+            ok=failure is None,
+            events=self._events_read(),
+            checkpoints=self._checkpoints,
+            first_bad_index=None if failure is None else failure[0],
+            reason=None if failure is None else failure[1],
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _take_pending(self) -> list[bytes]:
+        batch = self._pending
+        self._pending = []
+        return batch
+
+    def _flush(self) -> None:
+        """Settle pending events when a checkpoint is due or the backlog is full."""
+        if self._finished:
+            raise RuntimeError("result() was already called")
+        while self._failure is None:
+            read = self._frontier.size + len(self._pending)
+            if self._waiting and self._waiting[0].tree_size == read:
+                self._reach_checkpoint()
+            elif len(self._pending) >= self._pending_limit:
+                self._settle(self._take_pending(), check=True)
+            else:
+                break
+        if self._failure is not None:
+            self._ignored += len(self._pending)
+            self._pending.clear()
+            self._flush_at = 1  # keep counting, nothing else
+        elif self._waiting:
+            due = self._waiting[0].tree_size - self._frontier.size
+            self._flush_at = min(due, self._pending_limit)
+        else:
+            self._flush_at = self._pending_limit
+
+    def _settle(self, batch: list[bytes], *, check: bool) -> bool:
+        """Fold ``batch`` into the tree, after the per-event checks if ``check``; False on failure."""
+        if check:
+            leaves, failure = _check_events(
+                batch, self._frontier.size, self._prev_hex, self._attested
+            )
+            if failure is not None:
+                self._failure = failure
+                self._ignored += len(batch)
+                return False
+        else:
+            leaves = [_sha256(b"\x00" + event).digest() for event in batch]
+        if leaves:
+            self._frontier.extend(leaves)
+            self._prev_hex = leaves[-1].hex()
+        return True
+
+    def _reach_checkpoint(self) -> None:
+        """The log has reached the size of the first waiting checkpoint(s): compare roots."""
+        start, prev_hex = self._frontier.size, self._prev_hex
+        batch = self._take_pending()
+        if not self._settle(batch, check=self._full):
+            return
+        size = self._frontier.size
+        root = self._frontier.root().hex()
+        while self._waiting and self._waiting[0].tree_size == size:
+            if self._waiting.popleft().root_hash != root:
+                if not self._full:
+                    # Name the first bad event if the per-event checks can; they come first.
+                    _, failure = _check_events(batch, start, prev_hex, self._attested)
+                    if failure is not None:
+                        self._failure = failure
+                        return
+                self._failure = (
+                    self._attested,
+                    f"the checkpoint for tree size {size} does not match the events' Merkle root",
+                )
+                return
+        self._attested = size
+
+    def _fail_after_pending(self, reason: str, *, at_position: bool) -> None:
+        """Record a failure found at the current record, unless a pending event fails first."""
+        if self._settle(self._take_pending(), check=True):
+            self._failure = (self._frontier.size if at_position else self._attested, reason)
+        self._flush_at = 1
+
+
+def _check_events(
+    events: Sequence[bytes], start: int, prev_hex: str, attested: int
+) -> tuple[list[bytes], Failure | None]:
+    """Per-event checks of ``events`` (indices from ``start``); their leaf hashes up to a failure."""
+    leaves: list[bytes] = []
+    for position, data in enumerate(events, start):
+        failure = _event_failure(data, position, prev_hex, attested)
+        if failure is not None:
+            return leaves, failure
+        leaf = _sha256(b"\x00" + data).digest()
+        leaves.append(leaf)
+        prev_hex = leaf.hex()
+    return leaves, None
+
+
+def _event_failure(data: bytes, position: int, prev_hex: str, attested: int) -> Failure | None:
+    where = f"event at position {position}"
+    try:
+        text = data.decode("utf-8")
+        event = _json_decode(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return position, f"{where} is not UTF-8 JSON"
+    if type(event) is not dict or event.keys() != EVENT_FIELDS:
+        return position, f"{where} is not an object with exactly the event fields"
+    try:
+        canonical = canonical_text(event)
+    except ValueError:  # NaN or Infinity
+        canonical = None
+    if canonical != text:
+        return position, f"{where} is not in canonical JSON form"
+    if not _well_typed(event):
+        return position, f"{where} has a field of the wrong type or format"
+    index = event["index"]
+    if index > position:
+        return position, f"{where} has index {index}: events are missing or out of order"
+    if index < position:
+        # Something was inserted or repeated; the run that claims these indices starts there.
+        return max(index, attested), f"{where} has index {index}: an event was inserted"
+    if event["prev_hash"] != prev_hex:
+        if position == 0:
+            return 0, "the first event's prev_hash is not all zeros"
+        return (
+            max(position - 1, attested),
+            f"{where}: prev_hash is not the leaf hash of event {position - 1}; "
+            "one of the two was altered",
+        )
+    return None
+
+
+def _well_typed(event: dict[str, object]) -> bool:
+    if type(event["index"]) is not int:
+        return False
+    if type(event["prev_hash"]) is not str or type(event["subject"]) is not dict:
+        return False
+    if type(event["details"]) is not dict:
+        return False
+    if type(event["type"]) is not str or type(event["actor"]) is not str:
+        return False
+    timestamp = event["timestamp"]
+    if type(timestamp) is not str:
+        return False
+    try:
+        parse_rfc3339_utc(timestamp)
+    except ValueError:
+        return False
+    return True
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An export line that is neither an event nor a checkpoint record."""
+
+    line_number: int
+    reason: str
+
+
+ExportRecord = bytes | Checkpoint | Unreadable
+"""What :func:`read_export` yields: event bytes, a checkpoint, or an unreadable line."""
+
+
+def write_export(
+    destination: str | os.PathLike[str] | IO[bytes],
+    events: Iterable[bytes],
+    checkpoints: Iterable[Checkpoint],
+) -> None:
+    """Write the JSONL export: events in the given (index) order, each checkpoint right after
+    the event that makes the tree reach its size.
+
+    Event bytes are copied verbatim, so stored bytes that were tampered with stay detectable;
+    checkpoints beyond the last event are written at the end, where they show the truncation.
+    """
+    ordered = sorted(checkpoints, key=lambda cp: cp.tree_size)
+
+    def lines() -> Iterator[bytes]:
+        next_cp = 0
+        count = 0
+        for event in events:
+            while next_cp < len(ordered) and ordered[next_cp].tree_size <= count:
+                yield _checkpoint_line(ordered[next_cp])
+                next_cp += 1
+            yield _EVENT_PREFIX + event + _EVENT_SUFFIX + b"\n"
+            count += 1
+        for cp in ordered[next_cp:]:
+            yield _checkpoint_line(cp)
+
+    if isinstance(destination, str | os.PathLike):
+        with open(destination, "wb") as out:
+            out.writelines(lines())
+    else:
+        destination.writelines(lines())
+
+
+def _checkpoint_line(cp: Checkpoint) -> bytes:
+    return canonical_json({"record": "checkpoint", "checkpoint": cp.to_dict()}) + b"\n"
+
+
+def read_export(source: str | os.PathLike[str] | Iterable[bytes]) -> Iterator[ExportRecord]:
+    """Read an export file (path) or its lines (bytes), yielding one record per line.
+
+    An event line must be exactly canonical JSON, as :func:`write_export` writes it; its event
+    bytes are taken verbatim from inside it (for a canonical line they are the canonical JSON of
+    the event, which the verifier checks like any stored event). Raises :class:`UnusableInput`
+    if the file cannot be opened or read.
+    """
+    if isinstance(source, str | os.PathLike):
+        try:
+            handle = open(source, "rb")  # noqa: SIM115 - closed by the generator below
+        except OSError as exc:
+            raise UnusableInput(f"cannot read {os.fspath(source)!s}: {exc}") from exc
+        return _read_file(handle)
+    return _records(source)
+
+
+def _read_file(handle: IO[bytes]) -> Iterator[ExportRecord]:
+    with handle:
+        try:
+            yield from _records(handle)
+        except OSError as exc:
+            raise UnusableInput(f"cannot read {handle.name}: {exc}") from exc
+
+
+def _records(lines: Iterable[bytes]) -> Iterator[ExportRecord]:
+    prefix, suffix = _EVENT_PREFIX, _EVENT_SUFFIX
+    body_start, suffix_length = len(prefix), len(suffix)
+    for number, line in enumerate(lines, 1):
+        end = len(line) - 1 if line.endswith(b"\n") else len(line)
+        if line.startswith(prefix) and line.endswith(suffix, 0, end):
+            yield line[body_start : end - suffix_length]
+        else:
+            yield _other_record(number, line[:end])
+
+
+def _other_record(number: int, line: bytes) -> Checkpoint | Unreadable:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return Unreadable(number, f"line {number} is not UTF-8 JSON")
+    if not (
+        isinstance(record, dict)
+        and record.keys() == {"record", "checkpoint"}
+        and record["record"] == "checkpoint"
+    ):
+        return Unreadable(number, f"line {number} is not a canonical event or checkpoint record")
+    try:
+        if canonical_json(record) != line:
+            return Unreadable(number, f"line {number} is not canonical JSON")
+        return Checkpoint.from_dict(record["checkpoint"])
+    except ValueError as exc:
+        return Unreadable(number, f"line {number} is a malformed checkpoint: {exc}")
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """Read a PEM Ed25519 public key; :class:`UnusableInput` if missing or not such a key."""
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read()
+    except OSError as exc:
+        raise UnusableInput(f"cannot read public key {os.fspath(path)!s}: {exc}") from exc
+    try:
+        return public_key_from_pem(pem)
+    except ValueError as exc:
+        raise UnusableInput(f"{os.fspath(path)!s} is not an Ed25519 public key: {exc}") from exc
+
+
+def verify_export(
+    source: str | os.PathLike[str] | Iterable[bytes],
+    public_key: Ed25519PublicKey,
+    *,
+    full: bool = False,
+) -> VerifyResult:
+    """Verify an export (path or lines) against ``public_key``; see :class:`LogVerifier`."""
+    verifier = LogVerifier(public_key, full=full)
+    add_event = verifier.add_event_bytes
+    for record in read_export(source):
+        if type(record) is bytes:
+            add_event(record)
+        elif isinstance(record, Checkpoint):
+            verifier.add_checkpoint(record)
+        elif isinstance(record, Unreadable):
+            verifier.add_unreadable(record.reason)
+    return verifier.result()
