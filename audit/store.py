@@ -183,7 +183,7 @@ class AuditLog:
         head.last_hash = digest.hex()
         head.frontier = {"nodes": frontier.to_json()}
         session.flush()
-        return AppendedEvent(index=event["index"], leaf_hash=digest, event=event)
+        return AppendedEvent(index=head.tree_size - 1, leaf_hash=digest, event=event)
 
     def checkpoint(self, session: Session, private_key: Any) -> Checkpoint | None:
         """Sign the current tree head and store it; ``None`` when nothing changed since the last."""

@@ -84,11 +84,12 @@ Failure = tuple[int, str]  # (first_bad_index, reason)
 
 
 class LogVerifier:
-    """Verifies a log fed one record at a time, in log order; keeps the first failure.
+    """Verifies a log fed in order, event by event or in runs; keeps the first failure.
 
-    Feed events with :meth:`add_event_bytes` and checkpoints with :meth:`add_checkpoint`, then
-    call :meth:`result` once. See the module docstring for what is checked and where checkpoints
-    may be placed.
+    Feed events with :meth:`add_event_bytes` or :meth:`add_events`, checkpoints with
+    :meth:`add_checkpoint`, then call :meth:`result` once. See the module docstring for what is
+    checked and where checkpoints may be placed; adding every checkpoint first and then all events
+    is fine.
     """
 
     def __init__(
@@ -100,15 +101,15 @@ class LogVerifier:
         self._key_id = key_id(public_key)
         self._full = full
         self._pending_limit = pending_limit
-        self._frontier = Frontier()
-        self._prev_hex = ZERO_HASH  # leaf hash of the last event in the frontier
-        self._pending: list[bytes] = []  # events after the frontier, not yet checked
+        self._frontier = Frontier()  # the events verified so far (or found bad)
+        self._prev_hex = ZERO_HASH  # leaf hash of the frontier's last event
+        self._pending: list[bytes] = []  # the events after the frontier's, unexamined
+        self._consumed = 0  # events taken out of _pending (into the frontier, or discarded)
         self._flush_at = pending_limit  # len(_pending) at which _flush must run
-        self._waiting: deque[Checkpoint] = deque()  # signature checked, log not at size yet
+        self._waiting: deque[Checkpoint] = deque()  # signature good, log not at its size yet
         self._attested = 0  # tree size of the last checkpoint whose root matched
         self._last_checkpoint_size = 0
         self._checkpoints = 0
-        self._ignored = 0  # events read after the first failure
         self._failure: Failure | None = None
         self._finished = False
 
@@ -117,21 +118,24 @@ class LogVerifier:
         """True once a failure has been found; later records no longer matter."""
         return self._failure is not None
 
-    def _events_read(self) -> int:
-        return self._frontier.size + len(self._pending) + self._ignored
-
     def add_event_bytes(self, canonical: bytes) -> None:
         """Add the next event's exact bytes, as stored or exported."""
-        # The hot path: buffering only. Hashing happens in batches in _flush.
+        # The hot path only buffers; hashing happens a batch at a time in _flush.
         pending = self._pending
         pending.append(canonical)
         if len(pending) >= self._flush_at:
             self._flush()
 
+    def add_events(self, events: Iterable[bytes]) -> None:
+        """Add the next events' exact bytes, in index order (same as repeated add_event_bytes)."""
+        pending = self._pending
+        pending += events
+        if len(pending) >= self._flush_at:
+            self._flush()
+
     def add_checkpoint(self, cp: Checkpoint) -> None:
         """Add a checkpoint at its place in the log (see the module docstring)."""
-        if self._finished:
-            raise RuntimeError("result() was already called")
+        self._refuse_if_finished()
         self._checkpoints += 1
         if self._failure is not None:
             return
@@ -165,16 +169,16 @@ class LogVerifier:
 
     def add_unreadable(self, description: str) -> None:
         """Record that the next record could not be read (a garbled export line): tampering."""
-        if self._finished:
-            raise RuntimeError("result() was already called")
+        self._refuse_if_finished()
         if self._failure is None:
             self._fail_after_pending(description, at_position=True)
 
     def result(self) -> VerifyResult:
-        """Finish: check the events no checkpoint covered and look for truncation."""
+        """Finish: run the per-event checks on events no checkpoint covered; detect truncation."""
         if not self._finished:
+            self._flush()
             self._finished = True
-            self._flush_at = 0  # any later add_event_bytes reaches _flush, which refuses
+            self._flush_at = 0  # a later add_event_bytes reaches _flush, which refuses
             if self._failure is None and self._settle(self._take_pending(), check=True):
                 if self._waiting:
                     size = self._frontier.size
@@ -186,7 +190,7 @@ class LogVerifier:
         failure = self._failure
         return VerifyResult(
             ok=failure is None,
-            events=self._events_read(),
+            events=self._consumed + len(self._pending),
             checkpoints=self._checkpoints,
             first_bad_index=None if failure is None else failure[0],
             reason=None if failure is None else failure[1],
@@ -194,27 +198,39 @@ class LogVerifier:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _refuse_if_finished(self) -> None:
+        if self._finished:
+            raise RuntimeError("result() was already called")
+
     def _take_pending(self) -> list[bytes]:
         batch = self._pending
         self._pending = []
+        self._consumed += len(batch)
         return batch
 
     def _flush(self) -> None:
-        """Settle pending events when a checkpoint is due or the backlog is full."""
-        if self._finished:
-            raise RuntimeError("result() was already called")
+        """Settle pending events up to each checkpoint that is due, or a backlog's worth."""
+        self._refuse_if_finished()
+        pending = self._pending
+        used = 0  # slicing and deleting once beats deleting per checkpoint
         while self._failure is None:
-            read = self._frontier.size + len(self._pending)
-            if self._waiting and self._waiting[0].tree_size == read:
-                self._reach_checkpoint()
-            elif len(self._pending) >= self._pending_limit:
-                self._settle(self._take_pending(), check=True)
+            base = self._frontier.size  # index of pending[used]
+            available = len(pending) - used
+            if self._waiting and self._waiting[0].tree_size - base <= available:
+                take = self._waiting[0].tree_size - base
+                self._reach_checkpoint(pending[used : used + take])
+            elif available >= self._pending_limit:
+                take = self._pending_limit
+                self._settle(pending[used : used + take], check=True)
             else:
                 break
+            used += take
         if self._failure is not None:
-            self._ignored += len(self._pending)
-            self._pending.clear()
-            self._flush_at = 1  # keep counting, nothing else
+            used = len(pending)  # nothing after the first failure is examined
+        del pending[:used]
+        self._consumed += used
+        if self._failure is not None:
+            self._flush_at = 1  # only count what comes next
         elif self._waiting:
             due = self._waiting[0].tree_size - self._frontier.size
             self._flush_at = min(due, self._pending_limit)
@@ -229,7 +245,6 @@ class LogVerifier:
             )
             if failure is not None:
                 self._failure = failure
-                self._ignored += len(batch)
                 return False
         else:
             leaves = [_sha256(b"\x00" + event).digest() for event in batch]
@@ -238,10 +253,9 @@ class LogVerifier:
             self._prev_hex = leaves[-1].hex()
         return True
 
-    def _reach_checkpoint(self) -> None:
-        """The log has reached the size of the first waiting checkpoint(s): compare roots."""
+    def _reach_checkpoint(self, batch: list[bytes]) -> None:
+        """``batch`` brings the log to the first waiting checkpoint(s): compare roots."""
         start, prev_hex = self._frontier.size, self._prev_hex
-        batch = self._take_pending()
         if not self._settle(batch, check=self._full):
             return
         size = self._frontier.size

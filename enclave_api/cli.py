@@ -150,8 +150,9 @@ def user_list(
         out.print_json(json.dumps(rows))
         return
     table = Table("id", "name", "org", "roles")
-    for row in rows:
-        table.add_row(row["id"], row["name"], row["org"], ", ".join(row["roles"]))
+    for user_row in rows:
+        roles: list[str] = user_row["roles"]  # type: ignore[assignment]
+        table.add_row(str(user_row["id"]), str(user_row["name"]), str(user_row["org"]), ", ".join(roles))
     out.print(table)
 
 

@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from audit.merkle import leaf_hash
 from sqlalchemy import select
 
 from audit.canonical import ZERO_HASH, canonical_json
+from audit.merkle import leaf_hash
 from audit.schemas import AuditSchemaError, SchemaRegistry
 from audit.store import AuditBase, AuditEvent, AuditHead
 from enclave_api.context import Enclave

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Forbidden, Invalid, NotFound
-from enclave_api.models import AccessRequest, Dataset, Grant, ProjectMember
+from enclave_api.models import AccessRequest, Dataset, Grant
 from enclave_api.roles import Role, new_id
 from enclave_api.services.datasets import get_dataset
 from enclave_api.services.identity import Principal
-from enclave_api.services.projects import get_visible_project, member_project_ids
+from enclave_api.services.projects import get_visible_project, is_member, member_project_ids
 from enclave_api.states import AccessRequestStatus, check_transition
 
 
@@ -106,7 +106,7 @@ def list_requests(session: Session, principal: Principal) -> list[AccessRequest]
 def _may_see_request(session: Session, principal: Principal, request: AccessRequest) -> bool:
     if principal.has(Role.ADMIN):
         return True
-    if principal.has(Role.RESEARCHER) and session.get(ProjectMember, (request.project_id, principal.id)):
+    if principal.has(Role.RESEARCHER) and is_member(session, principal.id, request.project_id):
         return True
     dataset = session.get(Dataset, request.dataset_id)
     return bool(principal.has(Role.CUSTODIAN) and dataset and dataset.custodian_org_id == principal.org_id)

@@ -12,6 +12,4 @@ router = APIRouter(prefix="/v1", tags=["identity"])
 
 @router.get("/me", response_model=MePublic)
 def me(principal: CurrentPrincipal) -> MePublic:
-    return MePublic(
-        id=principal.id, name=principal.name, roles=list(principal.roles), org=principal.org_id
-    )
+    return MePublic(id=principal.id, name=principal.name, roles=list(principal.roles), org=principal.org_id)
