@@ -1,6 +1,6 @@
 # Two set-up commands matter: `make up` and `make test` (see README.md).
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || command -v python3)
+PYTHON ?= $(shell bash scripts/find-python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .enclave

@@ -78,28 +78,38 @@ class Frontier:
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Append one leaf hash; return the perfect nodes it completed as ``(level, index, hash)``.
 
-        Levels are ≥ 1 (the leaf itself is not returned), lowest level first.
+        Levels are ≥ 1 (the leaf itself is not returned), lowest first. The nodes completed are
+        the carries of a binary increment: one per trailing 1 bit of the old size.
         """
-        return self.extend((leaf,))
+        completed: list[tuple[int, int, bytes]] = []
+        nodes = self._nodes
+        index = self._size
+        node = leaf
+        level = 0
+        while index & 1:
+            node = _sha256(b"\x01" + nodes.pop() + node).digest()
+            index >>= 1
+            level += 1
+            completed.append((level, index, node))
+        nodes.append(node)
+        self._size += 1
+        return completed
 
-    def extend(self, leaves: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
-        """Append many leaf hashes; return every perfect node they completed, level by level.
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        """Append many leaf hashes, a whole level at a time (no per-leaf interpreter loop).
 
-        Works a whole level at a time, which is several times faster than repeated ``append``.
+        Use :meth:`append` when the completed nodes are needed; reporting them would cost as
+        much again as the hashing saves.
         """
         run = list(leaves)
         start = self._size  # index of run[0] within its level
         new_size = start + len(run)
         nodes = self._nodes
         new_tops: list[bytes] = []  # frontier nodes below the untouched old ones, lowest first
-        completed: list[tuple[int, int, bytes]] = []
-        level = 0
         while run:
-            if level:
-                completed += [(level, start + i, h) for i, h in enumerate(run)]
             if start & 1:
                 # run[0] is a right child: its left sibling is the old frontier's lowest node,
-                # which sits at this level because bit `level` of the old size is set.
+                # which sits at this level because this bit of the old size is set.
                 run.insert(0, nodes.pop())
             if len(run) & 1:
                 new_tops.append(run.pop())
@@ -108,10 +118,8 @@ class Frontier:
                 for left, right in zip(run[0::2], run[1::2], strict=True)
             ]
             start >>= 1
-            level += 1
         nodes += reversed(new_tops)
         self._size = new_size
-        return completed
 
     def root(self) -> bytes:
         """MTH of the leaves appended so far (``EMPTY_ROOT`` when there are none)."""
@@ -329,34 +337,42 @@ class MemoryNodeStore:
     """Every perfect node of a tree, in memory: a :class:`NodeReader` for tests and offline use."""
 
     def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
-        self._levels: list[list[bytes]] = [[]]
-        self._frontier = Frontier()
+        self._levels: list[list[bytes]] = [[]]  # _levels[level][index]
         self.extend(leaf_hashes)
 
     @property
     def size(self) -> int:
         """Number of leaves stored."""
-        return self._frontier.size
+        return len(self._levels[0])
 
     def append(self, leaf: bytes) -> None:
         """Append one leaf hash."""
         self.extend((leaf,))
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append leaf hashes and keep every perfect node they complete."""
-        leaves = list(leaf_hashes)
+        """Append leaf hashes and compute every perfect node they complete."""
         levels = self._levels
-        levels[0] += leaves
-        # Frontier.extend reports each level's nodes in index order, continuing where the
-        # previous call stopped, so appending keeps list position == node index.
-        for level, _index, digest in self._frontier.extend(leaves):
-            if level == len(levels):
+        levels[0] += leaf_hashes
+        level = 0
+        while True:
+            below = levels[level]
+            if level + 1 == len(levels):
                 levels.append([])
-            levels[level].append(digest)
+            above = levels[level + 1]
+            first = 2 * len(above)  # children of nodes `above` already has
+            if first + 2 > len(below):
+                break
+            above += [
+                _sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                for i in range(first, len(below) - 1, 2)
+            ]
+            level += 1
+        if not levels[-1]:
+            levels.pop()
 
     def root(self) -> bytes:
         """MTH of all stored leaves."""
-        return self._frontier.root()
+        return root_at(self.size, self)
 
     def get_nodes(self, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
         """The requested nodes; ``KeyError`` for any node this tree does not (yet) have."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, MetaData, String, select, tuple_
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -126,15 +127,34 @@ class DbNodeReader:
         return found
 
 
+PENDING_CHECKPOINTS = "audit.pending_checkpoints"
+
+
+def pending_checkpoints(session: Session) -> list[Checkpoint]:
+    """Checkpoints signed in ``session``'s transaction, to publish once it has committed."""
+    found: list[Checkpoint] = session.info.pop(PENDING_CHECKPOINTS, [])
+    return found
+
+
 class AuditLog:
-    """Appends schema-checked events in the caller's transaction and signs checkpoints."""
+    """Appends schema-checked events in the caller's transaction and signs checkpoints.
+
+    A checkpoint is signed inside the appending transaction whenever the tree size reaches a
+    multiple of ``checkpoint_every``; :meth:`checkpoint` signs one on demand (timer, shutdown).
+    """
 
     def __init__(
         self,
         schemas: SchemaRegistry,
+        signing_key: Ed25519PrivateKey,
+        checkpoint_every: int = 256,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
         self.schemas = schemas
+        self.signing_key = signing_key
+        self.checkpoint_every = checkpoint_every
         self.clock = clock
 
     def append(
@@ -182,19 +202,21 @@ class AuditLog:
         head.tree_size += 1
         head.last_hash = digest.hex()
         head.frontier = {"nodes": frontier.to_json()}
+        if head.tree_size % self.checkpoint_every == 0:
+            self._sign(session, head, frontier)
         session.flush()
         return AppendedEvent(index=head.tree_size - 1, leaf_hash=digest, event=event)
 
-    def checkpoint(self, session: Session, private_key: Any) -> Checkpoint | None:
-        """Sign the current tree head and store it; ``None`` when nothing changed since the last."""
+    def checkpoint(self, session: Session) -> Checkpoint | None:
+        """Sign the current tree head unless the latest checkpoint already covers it."""
         head = self._lock_head(session)
-        last = session.scalars(
-            select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
-        ).first()
+        last = latest_checkpoint(session)
         if last is not None and last.tree_size == head.tree_size:
             return None
-        frontier = Frontier.from_json(head.tree_size, head.frontier.get("nodes", []))
-        cp = sign_checkpoint(private_key, head.tree_size, frontier.root(), self.clock())
+        return self._sign(session, head, Frontier.from_json(head.tree_size, head.frontier.get("nodes", [])))
+
+    def _sign(self, session: Session, head: AuditHead, frontier: Frontier) -> Checkpoint:
+        cp = sign_checkpoint(self.signing_key, head.tree_size, frontier.root(), self.clock())
         session.add(
             AuditCheckpoint(
                 tree_size=cp.tree_size,
@@ -204,7 +226,7 @@ class AuditLog:
                 signature=cp.signature,
             )
         )
-        session.flush()
+        session.info.setdefault(PENDING_CHECKPOINTS, []).append(cp)
         return cp
 
     @staticmethod
@@ -215,6 +237,17 @@ class AuditLog:
         if head is None:
             raise RuntimeError("audit store is not initialised (run the database migrations)")
         return head
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc(), AuditCheckpoint.id.desc()).limit(1)
+    ).first()
+
+
+def tree_size(session: Session) -> int:
+    head = session.get(AuditHead, HEAD_ID)
+    return head.tree_size if head is not None else 0
 
 
 def initial_head_row() -> dict[str, Any]:

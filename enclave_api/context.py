@@ -13,9 +13,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from audit.checkpoint import Checkpoint
 from audit.schemas import SchemaRegistry
-from audit.store import AuditLog
+from audit.sink import SINKS, CheckpointSink, JsonlFileSink
+from audit.store import AuditLog, pending_checkpoints
 from enclave_api.db import Database
+from enclave_api.errors import ConfigurationError
 from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
@@ -33,6 +36,7 @@ class Enclave:
     secrets: Secrets
     audit: AuditLog
     store: EncryptedDatasetStore
+    sink: CheckpointSink
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -43,22 +47,41 @@ class Enclave:
         db = Database(settings.database_url_resolved())
         if migrate:
             upgrade(db.engine)
-        return cls(
+        enclave = cls(
             settings=settings,
             db=db,
             secrets=secrets,
-            audit=AuditLog(SchemaRegistry.load()),
+            audit=AuditLog(
+                SchemaRegistry.load(), secrets.signing_key, settings.audit_checkpoint_every
+            ),
             store=EncryptedDatasetStore(settings.store_dir, secrets.key_provider),
+            sink=make_sink(settings),
         )
+        enclave.audit.clock = enclave.now
+        return enclave
 
     def now(self) -> datetime:
         return self.clock()
 
+
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction; audit events appended in it commit with the change."""
+        """A write transaction; audit events appended in it commit with the change.
+
+        Checkpoints signed in the transaction are published to the sink after it commits.
+        """
         with self.db.write() as session:
             yield session
+        self._publish(pending_checkpoints(session))
+
+    def _publish(self, checkpoints: list[Checkpoint]) -> None:
+        for checkpoint in checkpoints:
+            self.sink.publish(checkpoint)
+
+    def checkpoint_now(self) -> Checkpoint | None:
+        """Sign and publish a checkpoint if the log grew since the last one."""
+        with self.write() as session:
+            return self.audit.checkpoint(session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -70,4 +93,17 @@ class Enclave:
         return self.settings.data_dir
 
     def close(self) -> None:
-        self.db.dispose()
+        """Checkpoint what is not yet covered (shutdown), then release the database."""
+        try:
+            self.checkpoint_now()
+        finally:
+            self.db.dispose()
+
+
+def make_sink(settings: Settings) -> CheckpointSink:
+    sink_cls = SINKS.get(settings.audit_sink)
+    if sink_cls is None:
+        raise ConfigurationError(f"unknown audit sink {settings.audit_sink!r}")
+    if sink_cls is JsonlFileSink:
+        return JsonlFileSink(settings.checkpoint_file)
+    return sink_cls()

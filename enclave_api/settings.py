@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     max_grant_days: int = Field(365, ge=1, description="Longest access a request may ask for")
     max_epsilon: float = Field(10.0, gt=0, description="Largest ε a request may ask for")
     max_delta: float = Field(1e-5, ge=0, lt=1, description="Largest δ a request may ask for")
+    audit_checkpoint_every: int = Field(
+        256, ge=1, description="Sign a checkpoint whenever the log grows by this many events"
+    )
+    audit_checkpoint_seconds: float = Field(
+        30.0, gt=0, description="…and at least this often while the API runs (and on shutdown)"
+    )
+    audit_sink: str = Field("file", description="Where checkpoints are published outside the DB")
+    audit_sink_path: Path | None = Field(
+        None, description="File of the `file` sink; default DATA_DIR/audit-checkpoints.jsonl"
+    )
     log_json: bool = Field(True, description="Structured JSON logs on stderr")
 
     @field_validator("token_pepper", "pseudonym_key")
@@ -70,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.audit_sink_path or self.data_dir / "audit-checkpoints.jsonl"
 
     def database_url_resolved(self) -> str:
         if self.database_url:
