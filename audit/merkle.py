@@ -189,10 +189,11 @@ def _perfect_parts(start: int, end: int) -> list[NodeKey]:
     """
     parts: list[NodeKey] = []
     n = end - start
-    for level in range(n.bit_length() - 1, -1, -1):
-        if n >> level & 1:
-            parts.append((level, start >> level))
-            start += 1 << level
+    while n:
+        level = n.bit_length() - 1
+        parts.append((level, start >> level))
+        start += 1 << level
+        n -= 1 << level
     return parts
 
 

@@ -8,12 +8,12 @@ single ``audit_head`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite write
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, MetaData, String, select, tuple_
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -21,6 +21,8 @@ from audit.canonical import ZERO_HASH, canonical_json, rfc3339_utc
 from audit.checkpoint import Checkpoint, sign_checkpoint
 from audit.merkle import Frontier, leaf_hash
 from audit.schemas import SchemaRegistry
+from audit.sink import CheckpointSink
+from audit.verify import LogVerifier, VerifyResult
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -253,3 +255,100 @@ def tree_size(session: Session) -> int:
 def initial_head_row() -> dict[str, Any]:
     """The row the migration inserts: an empty tree."""
     return {"id": HEAD_ID, "tree_size": 0, "last_hash": ZERO_HASH, "frontier": {"nodes": []}}
+
+
+def query_events(
+    session: Session,
+    *,
+    event_type: str | None = None,
+    actor: str | None = None,
+    dataset: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    after_index: int = -1,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events matching every given filter, in index order, after ``after_index`` (cursor paging).
+
+    ``since``/``until`` are RFC 3339 UTC strings in the log's own format (inclusive/exclusive).
+    """
+    query = select(AuditEvent).where(AuditEvent.index > after_index)
+    if event_type:
+        query = query.where(AuditEvent.type == event_type)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if dataset:
+        query = query.where(AuditEvent.dataset_id == dataset)
+    if since:
+        query = query.where(AuditEvent.timestamp >= since)
+    if until:
+        query = query.where(AuditEvent.timestamp < until)
+    return list(session.scalars(query.order_by(AuditEvent.index).limit(limit)))
+
+
+def checkpoint_at(session: Session, size: int) -> AuditCheckpoint | None:
+    return session.scalars(
+        select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size).order_by(AuditCheckpoint.id).limit(1)
+    ).first()
+
+
+def all_checkpoints(session: Session, sink: CheckpointSink | None = None) -> list[Checkpoint]:
+    """Checkpoints from the DB and the external sink, deduplicated, ordered by tree size."""
+    found = {
+        (cp.tree_size, cp.root_hash, cp.signature): cp
+        for cp in (
+            row.to_checkpoint()
+            for row in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
+        )
+    }
+    for cp in sink.read_all() if sink is not None else []:
+        found.setdefault((cp.tree_size, cp.root_hash, cp.signature), cp)
+    return sorted(found.values(), key=lambda cp: cp.tree_size)
+
+
+def iter_event_bytes(session: Session, batch: int = 20_000) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    """Stored events as ``(index, canonical, leaf_hash)`` in index order, a batch at a time."""
+    result = session.execute(
+        select(AuditEvent.index, AuditEvent.canonical, AuditEvent.leaf_hash)
+        .order_by(AuditEvent.index)
+        .execution_options(yield_per=batch)
+    )
+    for part in result.partitions(batch):
+        yield [(int(i), bytes(c), bytes(h)) for i, c, h in part]
+
+
+def verify_database(
+    session: Session,
+    public_key: Ed25519PublicKey,
+    sink: CheckpointSink | None = None,
+    progress: Callable[[int], None] = lambda _n: None,
+    full: bool = False,
+) -> VerifyResult:
+    """Recompute the whole stored log: chain, canonical form, Merkle roots of every checkpoint
+    (from the DB and the sink), their signatures, the stored leaf hashes and the head row."""
+    verifier = LogVerifier(public_key, full=full)
+    for cp in all_checkpoints(session, sink):
+        verifier.add_checkpoint(cp)
+    seen = 0
+    last_leaf = ZERO_HASH
+    stored_leaf_mismatch: int | None = None
+    for part in iter_event_bytes(session):
+        for index, canonical, stored_leaf in part:
+            if stored_leaf_mismatch is None and leaf_hash(canonical) != stored_leaf:
+                stored_leaf_mismatch = index
+            last_leaf = stored_leaf.hex()
+        verifier.add_events(canonical for _i, canonical, _h in part)
+        seen += len(part)
+        progress(seen)
+    result = verifier.result()
+    if not result.ok:
+        return result
+    if stored_leaf_mismatch is not None:
+        reason = "stored leaf hash does not match the event"
+        return VerifyResult(False, result.events, result.checkpoints, stored_leaf_mismatch, reason)
+    head = session.get(AuditHead, HEAD_ID)
+    if head is None or head.tree_size != seen or head.last_hash != last_leaf:
+        first_bad = min(seen, head.tree_size if head else 0)
+        reason = "the log head does not match the stored events (events removed or added)"
+        return VerifyResult(False, result.events, result.checkpoints, first_bad, reason)
+    return result

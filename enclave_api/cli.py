@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +35,9 @@ dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo world.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 for sub, name in (
+    (audit_app, "audit"),
     (user_app, "user"),
     (token_app, "token"),
     (dataset_app, "dataset"),
@@ -275,6 +279,160 @@ def demo_seed(
         f"pending request {result['pending_request']}"
     )
     out.print(f"tokens: {data_dir / 'demo-tokens.json'}  logins: {data_dir / 'demo-logins.json'}")
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[
+        Path | None, typer.Option(help="Verify this JSONL export offline instead of the database")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="PEM public key (default: DATA_DIR/audit-public-key.pem)")
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Also re-check every event checkpoints attest")] = False,
+    data_dir: DataDir = Path(".enclave"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute the log: chain, Merkle roots and every checkpoint signature.
+
+    Exit 0 intact, 1 tampered (the first bad index is printed), 2 unusable input.
+    """
+    from audit.store import tree_size, verify_database
+    from audit.verify import UnusableInput, load_public_key, verify_export
+    from enclave_api.secret_store import public_key_path
+
+    key_path = public_key or public_key_path(make_settings(data_dir, database_url))
+    try:
+        key = load_public_key(key_path)
+        if export is not None:
+            if not export.is_file():
+                raise UnusableInput(f"cannot read export {export}")
+            with progress() as bar:
+                bar.add_task(f"verifying {export.name}", total=None)
+                result = verify_export(export, key, full=full)
+        else:
+            with opened(data_dir, database_url) as enclave, enclave.read() as session, progress() as bar:
+                task = bar.add_task("verifying the audit log", total=tree_size(session))
+                result = verify_database(
+                    session, key, enclave.sink, lambda n: bar.update(task, completed=n), full=full
+                )
+    except UnusableInput as exc:
+        err.print(f"[red]unusable input:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:  # an unreadable checkpoint sink file
+        err.print(f"[red]unusable input:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if result.ok:
+        out.print(f"intact: {result.events} events, {result.checkpoints} checkpoints verified")
+        return
+    out.print(f"TAMPERED at index {result.first_bad_index}: {result.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    format: Annotated[ExportFormat, typer.Option("--format", help="jsonl (verifiable) or csv")] = (
+        ExportFormat.JSONL
+    ),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout)")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only events at or after this time (CSV only)")
+    ] = None,
+    data_dir: DataDir = Path(".enclave"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Export events. The JSONL export, with the public key, verifies offline."""
+    import csv
+    import io
+
+    from audit.canonical import rfc3339_utc
+    from audit.store import all_checkpoints, iter_event_bytes, tree_size
+    from audit.verify import write_export
+
+    if since is not None and format is ExportFormat.JSONL:
+        err.print("[red]--since applies to CSV; a verifiable JSONL export always holds the whole log")
+        raise typer.Exit(2)
+    cutoff = rfc3339_utc(since if since.tzinfo else since.replace(tzinfo=UTC)) if since else None
+    target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        with opened(data_dir, database_url) as enclave, enclave.read() as session, progress() as bar:
+            task = bar.add_task("exporting", total=tree_size(session))
+
+            def events() -> Iterator[bytes]:
+                done = 0
+                for part in iter_event_bytes(session):
+                    for _index, canonical, _leaf in part:
+                        yield canonical
+                    done += len(part)
+                    bar.update(task, completed=done)
+
+            if format is ExportFormat.JSONL:
+                write_export(target, events(), all_checkpoints(session, enclave.sink))
+            else:
+                text = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
+                writer = csv.writer(text)
+                writer.writerow(["index", "timestamp", "type", "actor", "subject", "details", "prev_hash"])
+                for canonical in events():
+                    event = json.loads(canonical)
+                    if cutoff and event["timestamp"] < cutoff:
+                        continue
+                    writer.writerow(
+                        [event["index"], event["timestamp"], event["type"], event["actor"],
+                         json.dumps(event["subject"], ensure_ascii=False, sort_keys=True),
+                         json.dumps(event["details"], ensure_ascii=False, sort_keys=True),
+                         event["prev_hash"]]
+                    )  # fmt: skip
+                text.detach()
+    finally:
+        target.flush()
+        if output:
+            target.close()
+
+
+@audit_app.command("prove")
+def audit_prove(
+    index: int,
+    tree_size_: Annotated[
+        int | None, typer.Option("--tree-size", help="Default: the latest checkpoint")
+    ] = None,
+    data_dir: DataDir = Path(".enclave"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print an inclusion proof for event INDEX against a signed checkpoint (JSON)."""
+    from audit import merkle
+    from audit.store import DbNodeReader, checkpoint_at, latest_checkpoint
+
+    with opened(data_dir, database_url) as enclave:
+        enclave.checkpoint_now()
+        with enclave.read() as session:
+            signed = checkpoint_at(session, tree_size_) if tree_size_ else latest_checkpoint(session)
+            if signed is None:
+                err.print("[red]no signed checkpoint of that size")
+                raise typer.Exit(2)
+            if not 0 <= index < signed.tree_size:
+                err.print(f"[red]index must be between 0 and {signed.tree_size - 1}")
+                raise typer.Exit(2)
+            reader = DbNodeReader(session)
+            path = merkle.inclusion_proof(index, signed.tree_size, reader)
+            leaf = reader.get_nodes([(0, index)])[(0, index)]
+    root = bytes.fromhex(signed.root_hash)
+    if not merkle.verify_inclusion(leaf, index, signed.tree_size, path, root):
+        err.print("[red]the stored tree does not prove this event against its checkpoint (tampering?)")
+        raise typer.Exit(1)
+    proof = {
+        "index": index,
+        "tree_size": signed.tree_size,
+        "leaf_hash": leaf.hex(),
+        "root_hash": signed.root_hash,
+        "path": [p.hex() for p in path],
+        "checkpoint": signed.to_checkpoint().to_dict(),
+    }
+    print(json.dumps(proof, indent=2))
 
 
 def _serve(settings: Settings, hub: bool) -> None:

@@ -51,9 +51,7 @@ class Enclave:
             settings=settings,
             db=db,
             secrets=secrets,
-            audit=AuditLog(
-                SchemaRegistry.load(), secrets.signing_key, settings.audit_checkpoint_every
-            ),
+            audit=AuditLog(SchemaRegistry.load(), secrets.signing_key, settings.audit_checkpoint_every),
             store=EncryptedDatasetStore(settings.store_dir, secrets.key_provider),
             sink=make_sink(settings),
         )
@@ -62,7 +60,6 @@ class Enclave:
 
     def now(self) -> datetime:
         return self.clock()
-
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,12 +12,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from enclave_api.api import problems
 from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
-from enclave_api.api.routes import access, datasets, health, me, projects, records
+from enclave_api.api.routes import access, audit, datasets, health, me, projects, records
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
 from enclave_api.settings import Settings
 
 API_TITLE = "Secure data enclave API"
+log = logging.getLogger("enclave.api")
+
+
+async def _checkpoint_timer(enclave: Enclave) -> None:
+    """Sign a checkpoint every ``audit_checkpoint_seconds`` while events keep arriving."""
+    while True:
+        await asyncio.sleep(enclave.settings.audit_checkpoint_seconds)
+        try:
+            await asyncio.to_thread(enclave.checkpoint_now)
+        except Exception:
+            log.exception("periodic audit checkpoint failed")
 
 
 def create_app(settings: Settings | None = None, enclave: Enclave | None = None) -> FastAPI:
@@ -30,11 +43,14 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         if owned and settings is not None:
             configure_logging(settings.log_json)
             app.state.enclave = Enclave.open(settings)
+        timer = asyncio.create_task(_checkpoint_timer(app.state.enclave)) if owned else None
         try:
             yield
         finally:
+            if timer is not None:
+                timer.cancel()
             if owned:
-                app.state.enclave.close()
+                app.state.enclave.close()  # signs the shutdown checkpoint
 
     app = FastAPI(title=API_TITLE, version="1", lifespan=lifespan)
     if enclave is not None:
@@ -49,6 +65,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         projects.router,
         access.requests_router,
         access.grants_router,
+        audit.router,
     ):
         app.include_router(router)
 
