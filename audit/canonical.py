@@ -18,15 +18,11 @@ from audit.merkle import leaf_hash
 ZERO_HASH = "0" * 64
 """``prev_hash`` of the first event (index 0)."""
 
-EVENT_FIELDS = frozenset(
-    {"index", "timestamp", "type", "actor", "subject", "details", "prev_hash"}
-)
+EVENT_FIELDS = frozenset({"index", "timestamp", "type", "actor", "subject", "details", "prev_hash"})
 """The keys of every event object, no more and no fewer."""
 
 # One shared encoder: json.dumps with keyword arguments builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 

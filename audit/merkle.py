@@ -364,8 +364,7 @@ class MemoryNodeStore:
             if first + 2 > len(below):
                 break
             above += [
-                _sha256(b"\x01" + below[i] + below[i + 1]).digest()
-                for i in range(first, len(below) - 1, 2)
+                _sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(first, len(below) - 1, 2)
             ]
             level += 1
         if not levels[-1]:

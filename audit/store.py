@@ -11,10 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, MetaData, String, select, tuple_
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from audit.canonical import ZERO_HASH, canonical_json, rfc3339_utc
@@ -169,76 +181,161 @@ class AuditLog:
     ) -> AppendedEvent:
         """Append one event inside ``session``'s transaction; raise if it fails its schema.
 
-        The caller's change and this event commit together or not at all.
+        The caller's change and this event commit together or not at all. Inside a group commit
+        (:meth:`batch`) the row writes are deferred to the batch's single flush.
         """
         subject = dict(subject or {})
         details = dict(details or {})
         self.schemas.validate(type, subject, details)
-        head = self._lock_head(session)
+        batch: AuditBatch | None = session.info.get(BATCH_KEY)
+        if batch is not None:
+            return batch.add(type, actor, subject, details)
+        single = AuditBatch(self, session)
+        appended = single.add(type, actor, subject, details)
+        single.flush()
+        return appended
+
+    def batch(self, session: Session) -> AuditBatch:
+        """Start deferring appends made in ``session`` (group commit); call ``flush`` before commit."""
+        batch = AuditBatch(self, session)
+        session.info[BATCH_KEY] = batch
+        return batch
+
+    def checkpoint(self, session: Session) -> Checkpoint | None:
+        """Sign the current tree head unless the latest checkpoint already covers it."""
+        batch = AuditBatch(self, session)
+        last = latest_checkpoint(session)
+        if last is not None and last.tree_size == batch.tree_size:
+            return None
+        cp = batch.sign()
+        batch.flush()
+        return cp
+
+
+BATCH_KEY = "audit.batch"
+_events = cast(Table, AuditEvent.__table__)
+_nodes = cast(Table, AuditNode.__table__)
+_checkpoints = cast(Table, AuditCheckpoint.__table__)
+_head = cast(Table, AuditHead.__table__)
+
+
+class AuditBatch:
+    """Events appended under one lock of the head row, written with one statement per table.
+
+    Holds the head (size, last hash, frontier) in memory while the transaction runs; ``mark`` and
+    ``rollback_to`` drop the events of a unit of work whose savepoint was rolled back.
+    """
+
+    def __init__(self, log: AuditLog, session: Session) -> None:
+        self.log, self.session = log, session
+        row = session.execute(select(_head).where(_head.c.id == HEAD_ID).with_for_update()).one_or_none()
+        if row is None:
+            raise RuntimeError("audit store is not initialised (run the database migrations)")
+        self.tree_size: int = row.tree_size
+        self.last_hash: str = row.last_hash
+        self.frontier = Frontier.from_json(row.tree_size, row.frontier.get("nodes", []))
+        self._start_size = row.tree_size
+        self._events: list[dict[str, Any]] = []
+        self._nodes: list[dict[str, Any]] = []
+        self._checkpoints: list[Checkpoint] = []
+
+    def add(self, type: str, actor: str, subject: dict[str, Any], details: dict[str, Any]) -> AppendedEvent:
         event = {
-            "index": head.tree_size,
-            "timestamp": rfc3339_utc(self.clock()),
+            "index": self.tree_size,
+            "timestamp": rfc3339_utc(self.log.clock()),
             "type": type,
             "actor": actor,
             "subject": subject,
             "details": details,
-            "prev_hash": head.last_hash,
+            "prev_hash": self.last_hash,
         }
         canonical = canonical_json(event)
         digest = leaf_hash(canonical)
-        frontier = Frontier.from_json(head.tree_size, head.frontier.get("nodes", []))
-        completed = frontier.append(digest)
         dataset = subject.get("dataset")
-        session.add(
-            AuditEvent(
-                index=head.tree_size,
-                timestamp=event["timestamp"],
-                type=type,
-                actor=actor,
-                dataset_id=dataset if isinstance(dataset, str) else None,
-                canonical=canonical,
-                leaf_hash=digest,
-            )
+        self._events.append(
+            {
+                "index": self.tree_size,
+                "timestamp": event["timestamp"],
+                "type": type,
+                "actor": actor,
+                "dataset_id": dataset if isinstance(dataset, str) else None,
+                "canonical": canonical,
+                "leaf_hash": digest,
+            }
         )
-        session.add_all(AuditNode(level=lv, idx=ix, hash=h) for lv, ix, h in completed)
-        head.tree_size += 1
-        head.last_hash = digest.hex()
-        head.frontier = {"nodes": frontier.to_json()}
-        if head.tree_size % self.checkpoint_every == 0:
-            self._sign(session, head, frontier)
-        session.flush()
-        return AppendedEvent(index=head.tree_size - 1, leaf_hash=digest, event=event)
+        self._nodes += [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in self.frontier.append(digest)]
+        self.tree_size += 1
+        self.last_hash = digest.hex()
+        if self.tree_size % self.log.checkpoint_every == 0:
+            self.sign()
+        return AppendedEvent(index=self.tree_size - 1, leaf_hash=digest, event=event)
 
-    def checkpoint(self, session: Session) -> Checkpoint | None:
-        """Sign the current tree head unless the latest checkpoint already covers it."""
-        head = self._lock_head(session)
-        last = latest_checkpoint(session)
-        if last is not None and last.tree_size == head.tree_size:
-            return None
-        return self._sign(session, head, Frontier.from_json(head.tree_size, head.frontier.get("nodes", [])))
-
-    def _sign(self, session: Session, head: AuditHead, frontier: Frontier) -> Checkpoint:
-        cp = sign_checkpoint(self.signing_key, head.tree_size, frontier.root(), self.clock())
-        session.add(
-            AuditCheckpoint(
-                tree_size=cp.tree_size,
-                root_hash=cp.root_hash,
-                timestamp=cp.timestamp,
-                key_id=cp.key_id,
-                signature=cp.signature,
-            )
-        )
-        session.info.setdefault(PENDING_CHECKPOINTS, []).append(cp)
+    def sign(self) -> Checkpoint:
+        cp = sign_checkpoint(self.log.signing_key, self.tree_size, self.frontier.root(), self.log.clock())
+        self._checkpoints.append(cp)
         return cp
 
-    @staticmethod
-    def _lock_head(session: Session) -> AuditHead:
-        head = session.scalars(
-            select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-        ).one_or_none()
-        if head is None:
-            raise RuntimeError("audit store is not initialised (run the database migrations)")
-        return head
+    def mark(self) -> tuple[int, int, int, str, list[str]]:
+        return (
+            len(self._events),
+            len(self._nodes),
+            len(self._checkpoints),
+            self.last_hash,
+            self.frontier.to_json(),
+        )
+
+    def rollback_to(self, mark: tuple[int, int, int, str, list[str]]) -> None:
+        events, nodes, checkpoints, last_hash, frontier = mark
+        del self._events[events:], self._nodes[nodes:], self._checkpoints[checkpoints:]
+        self.tree_size = self._start_size + events
+        self.last_hash = last_hash
+        self.frontier = Frontier.from_json(self.tree_size, frontier)
+
+    def flush(self) -> list[Checkpoint]:
+        """Write the buffered rows and the new head; the caller's transaction commits them."""
+        session = self.session
+        if self._events:
+            _insert_many(session, "audit_events", _EVENT_COLUMNS, self._events)
+        if self._nodes:
+            _insert_many(session, "audit_nodes", ("level", "idx", "hash"), self._nodes)
+        if self._checkpoints:
+            session.execute(insert(_checkpoints), [cp.to_dict() for cp in self._checkpoints])
+            session.info.setdefault(PENDING_CHECKPOINTS, []).extend(self._checkpoints)
+        if self.tree_size != self._start_size:
+            session.execute(
+                update(_head)
+                .where(_head.c.id == HEAD_ID)
+                .values(
+                    tree_size=self.tree_size,
+                    last_hash=self.last_hash,
+                    frontier={"nodes": self.frontier.to_json()},
+                )
+            )
+        written = self._checkpoints
+        self._events, self._nodes, self._checkpoints = [], [], []
+        self._start_size = self.tree_size
+        session.info.pop(BATCH_KEY, None)
+        return written
+
+
+_EVENT_COLUMNS = ("index", "timestamp", "type", "actor", "dataset_id", "canonical", "leaf_hash")
+
+
+def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """``executemany`` through the DB driver: the rows are plain values, and SQLAlchemy's per-row
+    parameter processing would otherwise cost more than the rest of an append."""
+    connection = session.connection()
+    style = connection.dialect.paramstyle
+    marks = ", ".join("?" if style == "qmark" else "%s" for _ in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - fixed identifiers
+            [tuple(row[c] for c in columns) for row in rows],
+        )
+    finally:
+        cursor.close()
 
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:

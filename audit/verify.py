@@ -16,7 +16,7 @@ How it stays fast (≈3 µs per event here, JSON parsing alone costs more)
     parsing them again would prove nothing new about tampering. Events no checkpoint covers yet
     (the tail, or a backlog of more than ``pending_limit`` events) get the per-event checks, and
     so does a segment whose root does not match, to name the first bad event. ``full=True`` runs
-    the per-event checks on every event, which also checks the writer; it is several times slower.
+    the per-event checks on every event, which also checks the writer; it is about ten times slower.
 
 Checkpoint placement
     A checkpoint may be added before the events it covers (it waits until the log reaches its
@@ -38,8 +38,8 @@ import json
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -49,7 +49,7 @@ from audit.canonical import (
     ZERO_HASH,
     canonical_json,
     canonical_text,
-    parse_rfc3339_utc,
+    looks_like_rfc3339_utc,
 )
 from audit.checkpoint import Checkpoint, key_id, public_key_from_pem, verify_checkpoint
 from audit.merkle import Frontier
@@ -179,14 +179,14 @@ class LogVerifier:
         if not self._finished:
             self._finished = True
             self._flush_at = 0  # a later add_event_bytes reaches _flush, which refuses
-            if self._failure is None and self._settle(self._take_pending(), check=True):
-                if self._waiting:
-                    size = self._frontier.size
-                    self._failure = (
-                        size,
-                        f"the log ends after {size} events but a checkpoint covers "
-                        f"{self._waiting[-1].tree_size}: events from index {size} are missing",
-                    )
+            tail_ok = self._failure is None and self._settle(self._take_pending(), check=True)
+            if tail_ok and self._waiting:
+                size = self._frontier.size
+                self._failure = (
+                    size,
+                    f"the log ends after {size} events but a checkpoint covers "
+                    f"{self._waiting[-1].tree_size}: events from index {size} are missing",
+                )
         failure = self._failure
         return VerifyResult(
             ok=failure is None,
@@ -240,9 +240,7 @@ class LogVerifier:
     def _settle(self, batch: list[bytes], *, check: bool) -> bool:
         """Fold ``batch`` into the tree, after the per-event checks if ``check``; False on failure."""
         if check:
-            leaves, failure = _check_events(
-                batch, self._frontier.size, self._prev_hex, self._attested
-            )
+            leaves, failure = _check_events(batch, self._frontier.size, self._prev_hex, self._attested)
             if failure is not None:
                 self._failure = failure
                 return False
@@ -323,10 +321,11 @@ def _event_failure(data: bytes, position: int, prev_hex: str, attested: int) -> 
     if event["prev_hash"] != prev_hex:
         if position == 0:
             return 0, "the first event's prev_hash is not all zeros"
+        if position == attested:  # the event before is vouched for by a checkpoint
+            return position, f"{where}: prev_hash is not the leaf hash of attested event {position - 1}"
         return (
-            max(position - 1, attested),
-            f"{where}: prev_hash is not the leaf hash of event {position - 1}; "
-            "one of the two was altered",
+            position - 1,
+            f"{where}: prev_hash is not the leaf hash of event {position - 1}; one of the two was altered",
         )
     return None
 
@@ -340,14 +339,7 @@ def _well_typed(event: dict[str, object]) -> bool:
         return False
     if type(event["type"]) is not str or type(event["actor"]) is not str:
         return False
-    timestamp = event["timestamp"]
-    if type(timestamp) is not str:
-        return False
-    try:
-        parse_rfc3339_utc(timestamp)
-    except ValueError:
-        return False
-    return True
+    return looks_like_rfc3339_utc(event["timestamp"])
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -380,13 +372,11 @@ def write_export(
 
     def lines() -> Iterator[bytes]:
         next_cp = 0
-        count = 0
-        for event in events:
-            while next_cp < len(ordered) and ordered[next_cp].tree_size <= count:
+        for written, event in enumerate(events):
+            while next_cp < len(ordered) and ordered[next_cp].tree_size <= written:
                 yield _checkpoint_line(ordered[next_cp])
                 next_cp += 1
             yield _EVENT_PREFIX + event + _EVENT_SUFFIX + b"\n"
-            count += 1
         for cp in ordered[next_cp:]:
             yield _checkpoint_line(cp)
 
@@ -407,9 +397,13 @@ def read_export(source: str | os.PathLike[str] | Iterable[bytes]) -> Iterator[Ex
     An event line must be exactly canonical JSON, as :func:`write_export` writes it; its event
     bytes are taken verbatim from inside it (for a canonical line they are the canonical JSON of
     the event, which the verifier checks like any stored event). Raises :class:`UnusableInput`
-    if the file cannot be opened or read.
+    if the file cannot be opened (at once) or read (while iterating).
     """
-    for item in _read_runs(source):
+    return _one_per_line(_read_runs(source))  # not a generator itself: opening fails here
+
+
+def _one_per_line(runs: Iterator[list[bytes] | Checkpoint | Unreadable]) -> Iterator[ExportRecord]:
+    for item in runs:
         if isinstance(item, list):
             yield from item
         else:

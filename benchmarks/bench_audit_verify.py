@@ -35,9 +35,7 @@ TEMPLATE = (
 ACTORS = ["alice", "bob", "chidi", "dana", "élodie"]
 
 
-def generate(
-    n: int, every: int, key: Ed25519PrivateKey
-) -> tuple[list[bytes], list[Checkpoint], list[bytes]]:
+def generate(n: int, every: int, key: Ed25519PrivateKey) -> tuple[list[bytes], list[Checkpoint], list[bytes]]:
     """N canonical events, a checkpoint every ``every`` events and at the end, the leaf hashes."""
     start = datetime(2026, 11, 24, 15, 6, 1, tzinfo=UTC)
     rng = random.Random(7)
@@ -54,9 +52,7 @@ def generate(
             "rows": rng.randrange(10_000),
             "request": index // 3,
         }
-        data = TEMPLATE.format(
-            index=index, prev=prev, timestamp=rfc3339_utc(when), **fields
-        ).encode()
+        data = TEMPLATE.format(index=index, prev=prev, timestamp=rfc3339_utc(when), **fields).encode()
         if index % 997 == 0:  # the template must stay byte-identical to canonical_json
             body = event_body(
                 index,

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -19,10 +20,13 @@ from audit.sink import SINKS, CheckpointSink, JsonlFileSink
 from audit.store import AuditLog, pending_checkpoints
 from enclave_api.db import Database
 from enclave_api.errors import ConfigurationError
+from enclave_api.groupcommit import GroupCommitter
 from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
 from enclave_api.storage.store import EncryptedDatasetStore
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -38,6 +42,10 @@ class Enclave:
     store: EncryptedDatasetStore
     sink: CheckpointSink
     clock: Callable[[], datetime] = field(default=utcnow)
+    committer: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self)
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Enclave:
@@ -69,9 +77,14 @@ class Enclave:
         """
         with self.db.write() as session:
             yield session
-        self._publish(pending_checkpoints(session))
+        self.publish(pending_checkpoints(session))
 
-    def _publish(self, checkpoints: list[Checkpoint]) -> None:
+    def transact(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in a write transaction shared with concurrent callers (group
+        commit); returns after the commit, raises what ``work`` raised (its changes undone)."""
+        return self.committer.run(work)
+
+    def publish(self, checkpoints: list[Checkpoint]) -> None:
         for checkpoint in checkpoints:
             self.sink.publish(checkpoint)
 

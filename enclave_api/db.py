@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -37,7 +36,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if not _is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
-    engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None, **kwargs)
+    engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

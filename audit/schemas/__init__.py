@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 _NAME = re.compile(r"^(?P<type>[a-z_]+(?:\.[a-z_]+)+)\.v(?P<version>\d+)\.json$")
@@ -26,6 +27,9 @@ class SchemaRegistry:
 
     def __init__(self, validators: Mapping[str, tuple[int, Draft202012Validator]]) -> None:
         self._validators = dict(validators)
+        # Appends sit on the hot path of every write: check with compiled validators (~100x
+        # faster) and use jsonschema only to explain a failure.
+        self._fast = {t: fastjsonschema.compile(v.schema)  # type: ignore[arg-type] for t, (_v, v) in self._validators.items()}
 
     @classmethod
     def load(cls) -> SchemaRegistry:
@@ -54,7 +58,13 @@ class SchemaRegistry:
         entry = self._validators.get(event_type)
         if entry is None:
             raise AuditSchemaError(f"no audit schema for event type {event_type!r}")
+        try:
+            self._fast[event_type]({"subject": subject, "details": details})
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass
         error = next(iter(entry[1].iter_errors({"subject": dict(subject), "details": dict(details)})), None)
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise AuditSchemaError(f"{event_type} event invalid at {path}: {error.message}")
+        raise AuditSchemaError(f"{event_type} event does not match its schema")

@@ -96,7 +96,7 @@ def test_naive_datetimes_are_rejected() -> None:
         "2026-11-24 15:06:01.123456Z",
         "2026-13-24T15:06:01.123456Z",
         "2026-11-24T15:06:01.123456Z\n",
-        "２026-11-24T15:06:01.123456Z",
+        "\uff12026-11-24T15:06:01.123456Z",  # a full-width digit
     ],
 )
 def test_parse_rejects_other_formats(text: str) -> None:
@@ -131,7 +131,7 @@ def test_event_body() -> None:
     ],
 )
 def test_event_body_rejects_malformed_fields(index: int, type_: str, actor: str, prev_hash: str) -> None:
-    with pytest.raises(ValueError, match="index|type|actor|prev_hash"):
+    with pytest.raises(ValueError, match=r"index|type|actor|prev_hash"):
         event_body(index, datetime.now(UTC), type_, actor, {}, {}, prev_hash)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Collection
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from audit.merkle import (
@@ -293,7 +294,7 @@ def test_frontier_extend_in_any_batches_equals_append(size: int, cuts: list[int]
         one_by_one.append(leaf)
     batched, store = Frontier(), MemoryNodeStore()
     bounds = [0, *sorted(c for c in cuts if c < size), size]
-    for start, stop in zip(bounds, bounds[1:], strict=False):
+    for start, stop in itertools.pairwise(bounds):
         batched.extend(leaves[start:stop])
         store.extend(leaves[start:stop])
         assert batched.root() == ref_mth(leaves[:stop]) == store.root()
