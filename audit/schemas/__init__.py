@@ -29,7 +29,10 @@ class SchemaRegistry:
         self._validators = dict(validators)
         # Appends sit on the hot path of every write: check with compiled validators (~100x
         # faster) and use jsonschema only to explain a failure.
-        self._fast = {t: fastjsonschema.compile(v.schema)  # type: ignore[arg-type] for t, (_v, v) in self._validators.items()}
+        self._fast = {
+            event_type: fastjsonschema.compile(validator.schema)  # type: ignore[arg-type]
+            for event_type, (_version, validator) in self._validators.items()
+        }
 
     @classmethod
     def load(cls) -> SchemaRegistry:
