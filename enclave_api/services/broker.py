@@ -68,29 +68,37 @@ class RecordsRead:
     table: pa.Table
 
 
-def read_records(
-    ctx: Enclave, session: Session, principal: Principal, dataset_id: str, grant_id: str | None
-) -> RecordsRead:
-    """Authorise, decrypt, pseudonymise and audit one read (in the caller's write transaction)."""
-    dataset = get_dataset(session, dataset_id)
-    meta = dataset_metadata(dataset)
-    if meta.tier is not Tier.ENCLAVE:
-        raise Forbidden(f"dataset {dataset_id} is query-only: its records are never served")
-    grant = active_grant(ctx, session, principal, dataset_id, grant_id)
-    table = load_table(ctx, session, dataset)
+def read_records(ctx: Enclave, principal: Principal, dataset_id: str, grant_id: str | None) -> RecordsRead:
+    """Authorise, decrypt and pseudonymise one read, and audit it before anything is returned.
+
+    Decryption runs outside the write lock; the ``data.read`` event is then committed through group
+    commit, re-checking the grant inside that transaction so that a revocation in between wins.
+    """
+    with ctx.read() as session:
+        dataset = get_dataset(session, dataset_id)
+        meta = dataset_metadata(dataset)
+        if meta.tier is not Tier.ENCLAVE:
+            raise Forbidden(f"dataset {dataset_id} is query-only: its records are never served")
+        grant = active_grant(ctx, session, principal, dataset_id, grant_id)
+        table = load_table(ctx, session, dataset)
     view = release_view(table, meta, project_pseudonym_key(ctx.secrets.pseudonym_key, grant.project_id))
-    ctx.audit.append(
-        session,
-        "data.read",
-        principal.id,
-        {"dataset": dataset_id, "grant": grant.id, "project": grant.project_id},
-        {
-            "rows": view.num_rows,
-            "columns": view.column_names,
-            "format": "arrow-ipc-stream",
-            "via": principal.token_kind,
-        },
-    )
+
+    def audit(session: Session) -> None:
+        current = active_grant(ctx, session, principal, dataset_id, grant.id)
+        ctx.audit.append(
+            session,
+            "data.read",
+            principal.id,
+            {"dataset": dataset_id, "grant": current.id, "project": current.project_id},
+            {
+                "rows": view.num_rows,
+                "columns": view.column_names,
+                "format": "arrow-ipc-stream",
+                "via": principal.token_kind,
+            },
+        )
+
+    ctx.transact(audit)
     return RecordsRead(dataset, grant, view)
 
 

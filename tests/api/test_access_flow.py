@@ -373,3 +373,30 @@ def test_researchers_see_only_their_projects_grants(
     assert seeded_client.get("/v1/access-requests", headers=bearer(token)).json() == []
     assert _read_records(seeded_client, token, "wdbc").status_code == 403
     assert len(seeded_client.get("/v1/grants", headers=bearer(tokens["researcher"])).json()) == 1
+
+
+def test_revocation_during_a_read_wins(
+    seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant revoked while the dataset is being decrypted: nothing is served, nothing audited."""
+    from enclave_api.services import access, broker
+    from enclave_api.services.identity import Principal
+
+    grant_id = _approved_grant(seeded_client, tokens, "dasom_registry", "custodian2")
+    original = broker.load_table
+
+    def load_then_revoke(*args: Any) -> Any:
+        table = original(*args)
+        from enclave_api.models import User
+
+        with seeded_enclave.write() as session:
+            custodian = session.get(User, "seoyeon.lee")
+            assert custodian is not None
+            access.revoke_grant(seeded_enclave, session, Principal.local(custodian), grant_id, "mid-read")
+        return table
+
+    monkeypatch.setattr(broker, "load_table", load_then_revoke)
+    before = _audit_count(seeded_enclave, "data.read")
+    response = _read_records(seeded_client, tokens["researcher"], "dasom_registry")
+    assert response.status_code == 403
+    assert _audit_count(seeded_enclave, "data.read") == before

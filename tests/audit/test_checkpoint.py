@@ -94,6 +94,13 @@ def test_foreign_key_fails(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> No
     assert not verify_checkpoint(claimed, key.public_key())
 
 
+def test_signature_naming_another_key_id_fails(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> None:
+    # Validly signed by the trusted key, but claiming to come from another key.
+    unsigned = dataclasses.replace(checkpoint, key_id="0123456789abcdef")
+    signature = base64.b64encode(key.sign(unsigned.signed_message())).decode()
+    assert not verify_checkpoint(dataclasses.replace(unsigned, signature=signature), key.public_key())
+
+
 def test_dict_round_trip(checkpoint: Checkpoint) -> None:
     data = checkpoint.to_dict()
     assert set(data) == {"tree_size", "root_hash", "timestamp", "key_id", "signature"}

@@ -33,8 +33,7 @@ def records(
     enclave: EnclaveDep,
     grant_id: str | None = Query(None, max_length=64),
 ) -> Response:
-    with enclave.write() as session:
-        read = read_records(enclave, session, principal, dataset_id, grant_id)
+    read = read_records(enclave, principal, dataset_id, grant_id)
     return Response(
         to_ipc_stream(read.table),
         media_type=ARROW_STREAM,
