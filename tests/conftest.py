@@ -18,13 +18,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -32,58 +30,19 @@ from enclave_api.api.app import create_app
 from enclave_api.context import Enclave
 from enclave_api.demo.seed import seed_demo
 from enclave_api.settings import Settings
+from tests.pgserver import PostgresUnavailable, start_local_postgres
+from tests.pgserver import pg_create as _pg_create
+from tests.pgserver import pg_drop as _pg_drop
 
 SEED_PATIENTS = 400
-PG_ROLE = "enclave_test"
-PG_PASSWORD = "enclave-test-only-password"
-
-
-def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=False, capture_output=True, text=True)
-
-
-def _start_local_postgres() -> str:
-    """Start Debian's PostgreSQL 15 cluster and create the test role; return the admin URL."""
-    clusters = _run("pg_lsclusters", "--no-header")
-    if clusters.returncode != 0:
-        pytest.fail("PostgreSQL is not installed (pg_lsclusters missing); `make test` installs it")
-    line = next((ln.split() for ln in clusters.stdout.splitlines() if ln.strip()), None)
-    if line is None:
-        pytest.fail("no PostgreSQL cluster exists on this machine")
-    version, name, port, status = line[0], line[1], line[2], line[3]
-    if status != "online":
-        started = _run("pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start")
-        if started.returncode != 0:
-            pytest.fail(f"could not start PostgreSQL: {started.stderr}")
-    sql = (
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
-        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
-    )
-    made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql)
-    if made.returncode != 0:
-        pytest.fail(f"could not create the test role: {made.stderr}")
-    return f"postgresql://{PG_ROLE}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:
-    return os.environ.get("ENCLAVE_TEST_PG_ADMIN_URL") or _start_local_postgres()
-
-
-def _pg_url(admin_url: str, database: str) -> str:
-    return admin_url.rsplit("/", 1)[0] + "/" + database
-
-
-def _pg_create(admin_url: str, database: str, template: str | None = None) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        clause = f" TEMPLATE {template}" if template else ""
-        conn.execute(f"CREATE DATABASE {database}{clause}")  # type: ignore[arg-type]
-    return _pg_url(admin_url, database)
-
-
-def _pg_drop(admin_url: str, database: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+    try:
+        return os.environ.get("ENCLAVE_TEST_PG_ADMIN_URL") or start_local_postgres()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

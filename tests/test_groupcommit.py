@@ -19,7 +19,8 @@ INSERT_ORG = insert(Organisation)
 
 def _create_org(enclave: Enclave, name: str, fail: bool = False) -> Any:
     def work(session: Session) -> str:
-        session.execute(INSERT_ORG, {"id": name, "name": "O", "kind": "hospital", "created_at": enclave.now()})
+        row = {"id": name, "name": "O", "kind": "hospital", "created_at": enclave.now()}
+        session.execute(INSERT_ORG, row)
         enclave.audit.append(session, "org.created", "t", {"org": name}, {"name": "O", "kind": "hospital"})
         if fail:
             raise Conflict(f"{name} refused")
@@ -35,7 +36,8 @@ def test_concurrent_units_commit_in_shared_batches(fresh_enclave: Enclave) -> No
     def worker(n: int) -> None:
         for i in range(20):
             try:
-                results.append(fresh_enclave.transact(_create_org(fresh_enclave, f"o-{n}-{i}", fail=i % 7 == 3)))
+                work = _create_org(fresh_enclave, f"o-{n}-{i}", fail=i % 7 == 3)
+                results.append(fresh_enclave.transact(work))
             except Conflict as exc:
                 errors.append(exc)
 

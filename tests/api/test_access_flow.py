@@ -376,7 +376,10 @@ def test_researchers_see_only_their_projects_grants(
 
 
 def test_revocation_during_a_read_wins(
-    seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    seeded_client: TestClient,
+    seeded_enclave: Enclave,
+    tokens: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A grant revoked while the dataset is being decrypted: nothing is served, nothing audited."""
     from enclave_api.services import access, broker
