@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -107,7 +108,12 @@ def feed_stored(log: Log, *, full: bool = False, pending_limit: int = 1 << 16) -
     return verifier.result()
 
 
-def feed_export(log: Log, *, full: bool = False) -> VerifyResult:
+def feed_export(log: Log, *, full: bool = False, via_file: bool = False) -> VerifyResult:
+    if via_file:  # read back in blocks, not lines
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "export.jsonl"
+            write_export(path, log.events, log.checkpoints)
+            return verify_export(path, KEY.public_key(), full=full)
     out = io.BytesIO()
     write_export(out, log.events, log.checkpoints)
     return verify_export(out.getvalue().splitlines(keepends=True), KEY.public_key(), full=full)
@@ -119,6 +125,7 @@ FEEDERS: dict[str, Callable[[Log], VerifyResult]] = {
     "stored-small-backlog": lambda log: feed_stored(log, pending_limit=3),
     "export": feed_export,
     "export-full": lambda log: feed_export(log, full=True),
+    "export-file": lambda log: feed_export(log, via_file=True),
 }
 
 
@@ -486,12 +493,44 @@ def test_missing_or_unreadable_inputs_are_unusable(tmp_path: Path) -> None:
         load_public_key(garbage)
 
 
-def test_last_line_may_lack_its_newline() -> None:
+def verify_lines(lines: list[bytes], tmp_path: Path, source: str, *, full: bool = False) -> VerifyResult:
+    """Verify export lines handed over as a list, or written to a file and read from there."""
+    if source == "lines":
+        return verify_export(lines, KEY.public_key(), full=full)
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(lines))
+    return verify_export(path, KEY.public_key(), full=full)
+
+
+@pytest.mark.parametrize("source", ["lines", "file"])
+def test_last_line_may_lack_its_newline(source: str, tmp_path: Path) -> None:
     lines = export_lines(honest_log(25, 10))
     lines[-1] = lines[-1].rstrip(b"\n")
-    assert verify_export(lines, KEY.public_key()).ok
+    assert verify_lines(lines, tmp_path, source).ok
 
 
+def test_file_and_line_reading_agree_across_blocks(tmp_path: Path) -> None:
+    # ~700 events of ~250 bytes span several 64 KiB read blocks; checkpoints land anywhere.
+    log = honest_log(700, 7)
+    lines = export_lines(log)
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(lines))
+    assert list(read_export(path)) == list(read_export(lines))
+    lines[-1] = lines[-1].rstrip(b"\n")
+    lines[351] = b"junk\n"
+    path.write_bytes(b"".join(lines))
+    assert list(read_export(path)) == list(read_export(lines))
+    assert Unreadable(352, "line 352 is not UTF-8 JSON") in list(read_export(path))
+
+
+def test_an_event_longer_than_a_read_block(tmp_path: Path) -> None:
+    bodies = [event(i, ZERO_HASH) for i in range(5)]
+    bodies[2]["details"]["blob"] = "x" * 200_000
+    log = seal(bodies, 5)
+    assert verify_lines(export_lines(log), tmp_path, "file").ok
+
+
+@pytest.mark.parametrize("source", ["lines", "file"])
 @pytest.mark.parametrize(
     ("garble", "reason"),
     [
@@ -504,12 +543,12 @@ def test_last_line_may_lack_its_newline() -> None:
     ],
 )
 def test_garbled_event_line_is_tampering_at_its_position(
-    garble: Callable[[bytes], bytes], reason: str
+    garble: Callable[[bytes], bytes], reason: str, source: str, tmp_path: Path
 ) -> None:
     lines = export_lines(honest_log(25, 10))
     lines[14] = garble(lines[14])  # line 14 holds event 13 (a checkpoint line precedes it)
     for full in (False, True):
-        result = verify_export(lines, KEY.public_key(), full=full)
+        result = verify_lines(lines, tmp_path, source, full=full)
         assert (result.ok, result.first_bad_index) == (False, 13), result
         assert result.reason is not None and reason in result.reason
 
@@ -521,14 +560,15 @@ def test_garbled_event_line_is_tampering_at_its_position(
         (lambda cp: {**cp, "extra": 1}, "malformed checkpoint"),
     ],
 )
+@pytest.mark.parametrize("source", ["lines", "file"])
 def test_garbled_checkpoint_line_is_tampering(
-    garble: Callable[[dict[str, Any]], dict[str, Any]], reason: str
+    garble: Callable[[dict[str, Any]], dict[str, Any]], reason: str, source: str, tmp_path: Path
 ) -> None:
     log = honest_log(25, 10)
     lines = export_lines(log)
     record = json.loads(lines[10])
     lines[10] = canonical_json({**record, "checkpoint": garble(record["checkpoint"])}) + b"\n"
-    result = verify_export(lines, KEY.public_key())
+    result = verify_lines(lines, tmp_path, source)
     assert (result.ok, result.first_bad_index) == (False, 10)
     assert result.reason is not None and reason in result.reason
 

@@ -1,0 +1,19 @@
+"""``python -m benchmarks``: every benchmark, one after the other, figures printed as they come."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import bench_audit_append, bench_audit_verify
+
+
+def main() -> None:
+    print("== audit: durable appends and proofs (SQLite, PostgreSQL) ==", flush=True)
+    bench_audit_append.main([])
+    print("\n== audit: verification of 1,000,000 events vs SHA-256 of the same bytes ==", flush=True)
+    sys.argv = [sys.argv[0]]
+    bench_audit_verify.main()
+
+
+if __name__ == "__main__":
+    main()
