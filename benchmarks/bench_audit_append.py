@@ -38,7 +38,8 @@ def _unit(enclave: Enclave, name: str) -> Callable[[Session], None]:
     def work(session: Session) -> None:
         row = {"id": name, "name": "Bench", "kind": "hospital", "created_at": enclave.now()}
         session.execute(INSERT_ORG, row)
-        enclave.audit.append(session, "org.created", "bench", {"org": name}, {"name": "Bench", "kind": "hospital"})
+        details = {"name": "Bench", "kind": "hospital"}
+        enclave.audit.append(session, "org.created", "bench", {"org": name}, details)
 
     return work
 
