@@ -201,3 +201,29 @@ class Grant(Base):
         if now >= self.expires_at:
             return "expired"
         return "active"
+
+
+class Release(Base):
+    """One DP query: budget reserved before noise is drawn, then released (signed) or refunded.
+
+    ``status``: ``reserved`` (budget taken, no result yet), ``released`` (result stored and signed),
+    ``refunded`` (failed before any noisy value existed), ``failed`` (interrupted after the
+    reservation; the budget stays spent because noise may have been drawn).
+    """
+
+    __tablename__ = "releases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    query: Mapped[dict[str, Any]]
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    result: Mapped[dict[str, Any] | None]
+    signature: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]

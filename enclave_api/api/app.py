@@ -12,9 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from enclave_api.api import problems
 from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
-from enclave_api.api.routes import access, audit, datasets, health, me, projects, records
+from enclave_api.api.routes import access, audit, datasets, health, me, projects, queries, records
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
+from enclave_api.services.releases import recover_interrupted
 from enclave_api.settings import Settings
 
 API_TITLE = "Secure data enclave API"
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         if owned and settings is not None:
             configure_logging(settings.log_json)
             app.state.enclave = Enclave.open(settings)
+            recovered = recover_interrupted(app.state.enclave)
+            if recovered:
+                log.warning("marked interrupted DP queries as failed", extra={"count": recovered})
         timer = asyncio.create_task(_checkpoint_timer(app.state.enclave)) if owned else None
         try:
             yield
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         projects.router,
         access.requests_router,
         access.grants_router,
+        queries.router,
         audit.router,
     ):
         app.include_router(router)

@@ -198,6 +198,27 @@ def decide(
     return request
 
 
+def withdraw(ctx: Enclave, session: Session, principal: Principal, request_id: str) -> AccessRequest:
+    """A member of the requesting project withdraws a pending request."""
+    request = session.scalars(
+        select(AccessRequest).where(AccessRequest.id == request_id).with_for_update()
+    ).one_or_none()
+    if request is None or not is_member(session, principal.id, request.project_id):
+        raise NotFound(f"access request {request_id} does not exist")
+    check_transition(
+        AccessRequestStatus(request.status), AccessRequestStatus.WITHDRAWN, f"access request {request_id}"
+    )
+    request.status = AccessRequestStatus.WITHDRAWN
+    request.decided_at = ctx.now()
+    ctx.audit.append(
+        session,
+        "access_request.withdrawn",
+        principal.id,
+        {"access_request": request.id, "project": request.project_id, "dataset": request.dataset_id},
+    )
+    return request
+
+
 def list_grants(session: Session, principal: Principal) -> list[Grant]:
     """Researchers see their projects' grants; custodians their org's datasets'; admins all."""
     query = select(Grant).order_by(Grant.created_at, Grant.id)

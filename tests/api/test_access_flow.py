@@ -403,3 +403,25 @@ def test_revocation_during_a_read_wins(
     response = _read_records(seeded_client, tokens["researcher"], "dasom_registry")
     assert response.status_code == 403
     assert _audit_count(seeded_enclave, "data.read") == before
+
+
+def test_withdraw_pending_request(seeded_client: TestClient, tokens: dict[str, str]) -> None:
+    project = _project(seeded_client, tokens["researcher"])
+    request_id = _request(seeded_client, tokens["researcher"], project, "dasom_registry").json()["id"]
+    assert (
+        seeded_client.post(
+            f"/v1/access-requests/{request_id}/withdraw", headers=bearer(tokens["custodian2"])
+        ).status_code
+        == 403
+    )
+    withdrawn = seeded_client.post(
+        f"/v1/access-requests/{request_id}/withdraw", headers=bearer(tokens["researcher"])
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    decided = seeded_client.post(
+        f"/v1/access-requests/{request_id}/decision",
+        json={"decision": "approve", "reason": "late"},
+        headers=bearer(tokens["custodian2"]),
+    )
+    assert decided.status_code == 409
+    assert _request(seeded_client, tokens["researcher"], project, "dasom_registry").status_code == 201

@@ -114,6 +114,17 @@ def decide(
     return request_public(request)
 
 
+@requests_router.post(
+    "/{request_id}/withdraw",
+    response_model=AccessRequestPublic,
+    dependencies=[Depends(require_role(Role.RESEARCHER))],
+)
+def withdraw(request_id: str, principal: CurrentPrincipal, enclave: EnclaveDep) -> AccessRequestPublic:
+    with enclave.write() as session:
+        request = service.withdraw(enclave, session, principal, request_id)
+    return request_public(request)
+
+
 @grants_router.get("", response_model=list[GrantPublic])
 def list_grants(principal: CurrentPrincipal, session: ReadSession, enclave: EnclaveDep) -> list[GrantPublic]:
     now = enclave.now()

@@ -1,0 +1,347 @@
+"""DP queries with a budget ledger that cannot be overspent, and signed releases.
+
+A query is validated first (no budget is touched by invalid input), then its (ε, δ) cost is
+reserved with one conditional ``UPDATE`` that only succeeds if the grant is active and the budget
+suffices — atomic on SQLite and PostgreSQL alike, so concurrent queries can never overspend. Only
+then is the DP engine run (noise drawn). The result is signed (Ed25519 over canonical JSON) and
+stored with its audit event. If the engine refuses before producing any noisy value, the
+reservation is refunded; any other failure keeps the budget spent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from audit.canonical import canonical_json, rfc3339_utc
+from audit.checkpoint import key_id
+from enclave_api.context import Enclave
+from enclave_api.errors import Conflict, Invalid, NotFound
+from enclave_api.models import Dataset, Grant, Release
+from enclave_api.roles import Role, new_id
+from enclave_api.services.access import active_grant
+from enclave_api.services.datasets import dataset_metadata, get_dataset, load_table
+from enclave_api.services.identity import Principal
+from enclave_api.services.projects import is_member
+from privacy.dp import QueryError, QueryRequest, QueryResult, run_query, validate_against
+
+SIGNING_DOMAIN = b"enclave-release/v1\n"
+# Floating-point sums of spends may exceed a total by rounding alone; never by more than this.
+RELATIVE_SLACK = 1e-9
+
+
+def release_body(release: Release) -> dict[str, Any]:
+    """The signed content of a release (what egress checks numbers against)."""
+    result = release.result or {}
+    return {
+        "release_id": release.id,
+        "dataset_id": release.dataset_id,
+        "grant_id": release.grant_id,
+        "project_id": release.project_id,
+        "requester": release.requester_id,
+        "query": release.query,
+        "epsilon": release.epsilon,
+        "delta": release.delta,
+        "columns": result.get("columns", []),
+        "rows": result.get("rows", []),
+        "accuracy": result.get("accuracy", {}),
+        "mechanism": result.get("mechanism", ""),
+        "released_at": rfc3339_utc(release.released_at) if release.released_at else None,
+        "key_id": release.key_id,
+    }
+
+
+def sign_release(body: dict[str, Any], key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.sign(SIGNING_DOMAIN + canonical_json(body))).decode()
+
+
+def verify_release(body: dict[str, Any], signature: str, public_key: Ed25519PublicKey) -> bool:
+    """True iff ``signature`` is the enclave's signature over exactly ``body``."""
+    try:
+        public_key.verify(base64.b64decode(signature, validate=True), SIGNING_DOMAIN + canonical_json(body))
+    except (InvalidSignature, ValueError):
+        return False
+    return body.get("key_id") == key_id(public_key)
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    release: Release
+    body: dict[str, Any]
+    epsilon_remaining: float
+    delta_remaining: float
+
+
+class _TableCache:
+    """A couple of decrypted datasets kept in memory between queries (keyed by content hash)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+
+    def get(self, ctx: Enclave, dataset: Dataset) -> pa.Table:
+        key = (dataset.id, dataset.content_sha256)
+        with self._lock:
+            if key in self._tables:
+                self._tables.move_to_end(key)
+                return self._tables[key]
+        with ctx.read() as session:
+            table = load_table(ctx, session, dataset)
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self.size:
+                self._tables.popitem(last=False)
+        return table
+
+
+_cache = _TableCache()
+
+
+def _remaining(grant: Grant) -> tuple[float, float]:
+    return (
+        max(0.0, grant.epsilon_total - grant.epsilon_spent),
+        max(0.0, grant.delta_total - grant.delta_spent),
+    )
+
+
+def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> QueryOutcome:
+    """Validate, reserve the budget, run the DP engine, sign and store the release (or refund)."""
+    with ctx.read() as session:
+        dataset = get_dataset(session, request.dataset_id)
+        meta = dataset_metadata(dataset)
+        try:
+            validate_against(request, meta)
+        except QueryError as exc:
+            raise Invalid(str(exc), field=exc.field) from exc
+        grant = active_grant(ctx, session, principal, request.dataset_id, request.grant_id)
+    release_id = new_id("rel")
+    epsilon, delta = float(request.epsilon), float(request.delta)
+
+    def reserve(session: Session) -> tuple[float, float]:
+        now = ctx.now()
+        spent = session.execute(
+            update(Grant)
+            .where(
+                Grant.id == grant.id,
+                Grant.revoked_at.is_(None),
+                Grant.expires_at > now,
+                Grant.epsilon_spent + epsilon <= Grant.epsilon_total * (1 + RELATIVE_SLACK),
+                Grant.delta_spent + delta <= Grant.delta_total * (1 + RELATIVE_SLACK),
+            )
+            .values(epsilon_spent=Grant.epsilon_spent + epsilon, delta_spent=Grant.delta_spent + delta)
+            .execution_options(synchronize_session=False)
+        )
+        current = session.scalars(select(Grant).where(Grant.id == grant.id)).one()
+        session.refresh(current)
+        eps_left, delta_left = _remaining(current)
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            if current.status_at(now) != "active":
+                raise Conflict(f"grant {grant.id} is {current.status_at(now)}: it spends nothing")
+            raise Conflict(
+                f"privacy budget exhausted: this query costs ε={epsilon:g}, δ={delta:g}; "
+                f"the grant has ε={eps_left:g}, δ={delta_left:g} left",
+                epsilon_cost=epsilon,
+                delta_cost=delta,
+                epsilon_remaining=eps_left,
+                delta_remaining=delta_left,
+            )
+        session.add(
+            Release(
+                id=release_id,
+                grant_id=grant.id,
+                dataset_id=dataset.id,
+                project_id=grant.project_id,
+                requester_id=principal.id,
+                query=request.model_dump(mode="json", by_alias=True),
+                epsilon=epsilon,
+                delta=delta,
+                status="reserved",
+                created_at=now,
+            )
+        )
+        ctx.audit.append(
+            session,
+            "budget.reserved",
+            principal.id,
+            _subject(release_id, grant, dataset.id),
+            {
+                "epsilon": epsilon,
+                "delta": delta,
+                "epsilon_remaining": eps_left,
+                "delta_remaining": delta_left,
+            },
+        )
+        return eps_left, delta_left
+
+    eps_left, delta_left = ctx.transact(reserve)
+    try:
+        frame = pl.DataFrame(_cache.get(ctx, dataset))
+        result = run_query(frame.lazy(), meta, request)
+    except QueryError as exc:  # refused before any noise was drawn: give the budget back
+        refusal = str(exc)
+        ctx.transact(lambda session: _refund(ctx, session, principal, release_id, grant, dataset.id, refusal))
+        raise Invalid(refusal, field=exc.field) from exc
+    except BaseException as exc:
+        failure = repr(exc)
+        ctx.transact(lambda session: _fail(ctx, session, principal, release_id, grant, dataset.id, failure))
+        raise
+    release = ctx.transact(
+        lambda session: _store(ctx, session, principal, release_id, grant, dataset.id, result)
+    )
+    return QueryOutcome(release, release_body(release), eps_left, delta_left)
+
+
+def _subject(release_id: str, grant: Grant, dataset_id: str) -> dict[str, str]:
+    return {"release": release_id, "grant": grant.id, "project": grant.project_id, "dataset": dataset_id}
+
+
+def _refund(
+    ctx: Enclave,
+    session: Session,
+    principal: Principal,
+    release_id: str,
+    grant: Grant,
+    dataset_id: str,
+    reason: str,
+) -> None:
+    release = session.get(Release, release_id)
+    if release is None or release.status != "reserved":
+        raise Conflict(f"release {release_id} is not reserved")
+    session.execute(
+        update(Grant)
+        .where(Grant.id == grant.id)
+        .values(
+            epsilon_spent=Grant.epsilon_spent - release.epsilon, delta_spent=Grant.delta_spent - release.delta
+        )
+        .execution_options(synchronize_session=False)
+    )
+    release.status = "refunded"
+    ctx.audit.append(
+        session,
+        "budget.refunded",
+        principal.id,
+        _subject(release_id, grant, dataset_id),
+        {"epsilon": release.epsilon, "delta": release.delta, "reason": reason[:2000]},
+    )
+
+
+def _fail(
+    ctx: Enclave,
+    session: Session,
+    principal: Principal,
+    release_id: str,
+    grant: Grant,
+    dataset_id: str,
+    reason: str,
+) -> None:
+    release = session.get(Release, release_id)
+    if release is not None and release.status == "reserved":
+        release.status = "failed"
+        ctx.audit.append(
+            session,
+            "query.failed",
+            principal.id,
+            _subject(release_id, grant, dataset_id),
+            {"reason": reason[:2000]},
+        )
+
+
+def _store(
+    ctx: Enclave,
+    session: Session,
+    principal: Principal,
+    release_id: str,
+    grant: Grant,
+    dataset_id: str,
+    result: QueryResult,
+) -> Release:
+    release = session.get(Release, release_id)
+    if release is None or release.status != "reserved":
+        raise Conflict(f"release {release_id} is not reserved")
+    key = ctx.secrets.signing_key
+    release.result = {
+        "columns": list(result.columns),
+        "rows": [list(row) for row in result.rows],
+        "accuracy": dict(result.accuracy),
+        "mechanism": result.mechanism,
+    }
+    release.released_at = ctx.now()
+    release.key_id = key_id(key.public_key())
+    body = release_body(release)
+    release.signature = sign_release(body, key)
+    release.status = "released"
+    ctx.audit.append(
+        session,
+        "query.released",
+        principal.id,
+        _subject(release_id, grant, dataset_id),
+        {
+            "epsilon": release.epsilon,
+            "delta": release.delta,
+            "mechanism": result.mechanism,
+            "cells": sum(len(row) for row in result.rows),
+            "result_sha256": hashlib.sha256(canonical_json(body)).hexdigest(),
+        },
+    )
+    return release
+
+
+def get_release(session: Session, principal: Principal, release_id: str) -> Release:
+    """Members of the release's project, custodians of its dataset, auditors and admins; else 404."""
+    release = session.get(Release, release_id)
+    if release is None or release.status != "released":
+        raise NotFound(f"release {release_id} does not exist")
+    dataset = session.get(Dataset, release.dataset_id)
+    allowed = (
+        principal.has(Role.AUDITOR)
+        or principal.has(Role.ADMIN)
+        or (principal.has(Role.RESEARCHER) and is_member(session, principal.id, release.project_id))
+        or (
+            principal.has(Role.CUSTODIAN)
+            and dataset is not None
+            and dataset.custodian_org_id == principal.org_id
+        )
+    )
+    if not allowed:
+        raise NotFound(f"release {release_id} does not exist")
+    return release
+
+
+def recover_interrupted(ctx: Enclave, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Mark reservations a stopped process left behind as failed; the budget stays spent because
+    noise may already have been drawn. Only old reservations: other replicas may be mid-query."""
+    cutoff = ctx.now() - older_than
+    with ctx.write() as session:
+        stale = list(
+            session.scalars(
+                select(Release)
+                .where(Release.status == "reserved", Release.created_at < cutoff)
+                .with_for_update()
+            )
+        )
+        for release in stale:
+            release.status = "failed"
+            grant = session.get(Grant, release.grant_id)
+            if grant is None:  # impossible with the foreign key; never hide a reservation silently
+                raise LookupError(f"release {release.id} has no grant")
+            ctx.audit.append(
+                session,
+                "query.failed",
+                "system",
+                _subject(release.id, grant, release.dataset_id),
+                {"reason": "interrupted before release (process stopped); budget stays spent"},
+            )
+    return len(stale)
