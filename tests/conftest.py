@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from enclave_api.api.app import create_app
 from enclave_api.context import Enclave
@@ -35,6 +36,10 @@ from tests.pgserver import pg_create as _pg_create
 from tests.pgserver import pg_drop as _pg_drop
 
 SEED_PATIENTS = 400
+
+# Timing is not what property tests check; a loaded 2-core CI machine must not turn them flaky.
+hypothesis_settings.register_profile("enclave", deadline=None)
+hypothesis_settings.load_profile("enclave")
 
 
 @pytest.fixture(scope="session")

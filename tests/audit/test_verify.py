@@ -416,7 +416,7 @@ tamper_ops = st.one_of(
 )
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(op=tamper_ops, every=st.sampled_from([1, 4, 5, 8, 40]))
 def test_all_modes_agree_on_any_tampering(op: tuple[Any, ...], every: int) -> None:
     log = honest_log(40, every)  # every divides 40: the log ends with a checkpoint
