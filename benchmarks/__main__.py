@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_audit_append, bench_audit_verify
+from benchmarks import bench_audit_append, bench_audit_verify, bench_dp
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     print("\n== audit: verification of 1,000,000 events vs SHA-256 of the same bytes ==", flush=True)
     sys.argv = [sys.argv[0]]
     bench_audit_verify.main()
+    print("\n== DP queries: analytic calibration vs OpenDP Context API (scale search) ==", flush=True)
+    bench_dp.main()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from enclave_api.context import Enclave
 from enclave_api.errors import Forbidden, Unauthenticated
 from enclave_api.roles import Role
-from enclave_api.services.identity import Principal, authenticate
+from enclave_api.services.identity import Principal, authenticate, record_token_use
 
 _bearer = HTTPBearer(auto_error=False, description="API token (`enclave token issue`)")
 
@@ -42,8 +42,11 @@ def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
+    now = enclave.now()
     with enclave.read() as session:
-        principal = authenticate(enclave, session, credentials.credentials, enclave.now())
+        principal = authenticate(enclave, session, credentials.credentials, now)
+    if principal.token_use_due(now):
+        record_token_use(enclave, principal)
     request.state.principal = principal
     return principal
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from enclave_api.context import Enclave
@@ -157,6 +157,36 @@ def revoke_token(ctx: Enclave, session: Session, actor: str, token_id: str) -> A
     return record
 
 
+TOKEN_USE_INTERVAL = timedelta(hours=1)
+
+
+def record_token_use(ctx: Enclave, principal: Principal) -> None:
+    """Audit that a token was used, at most once per token per ``TOKEN_USE_INTERVAL`` (the
+    conditional update makes concurrent first uses record one event)."""
+    now = ctx.now()
+
+    def mark(session: Session) -> None:
+        touched = session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == principal.token_id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - TOKEN_USE_INTERVAL),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if touched.rowcount == 1:  # type: ignore[attr-defined]
+            ctx.audit.append(
+                session,
+                "auth.token_used",
+                principal.id,
+                {"user": principal.id, "token": principal.token_id},
+                {"kind": principal.token_kind},
+            )
+
+    ctx.transact(mark)
+
+
 @dataclass(frozen=True)
 class Principal:
     """The authenticated caller: a snapshot of the user, independent of any DB session."""
@@ -167,13 +197,19 @@ class Principal:
     roles: tuple[str, ...]
     token_id: str
     token_kind: str
+    token_last_used: datetime | None = None
 
     def has(self, role: Role) -> bool:
         return str(role) in self.roles
 
     @classmethod
-    def of(cls, user: User, token_id: str, token_kind: str) -> Principal:
-        return cls(user.id, user.name, user.org_id, tuple(user.roles), token_id, token_kind)
+    def of(
+        cls, user: User, token_id: str, token_kind: str, token_last_used: datetime | None = None
+    ) -> Principal:
+        return cls(user.id, user.name, user.org_id, tuple(user.roles), token_id, token_kind, token_last_used)
+
+    def token_use_due(self, now: datetime) -> bool:
+        return self.token_last_used is None or now - self.token_last_used >= TOKEN_USE_INTERVAL
 
     @classmethod
     def local(cls, user: User) -> Principal:
@@ -197,4 +233,4 @@ def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> P
     user = session.get(User, record.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("account is disabled")
-    return Principal.of(user, token_id=record.id, token_kind=record.kind)
+    return Principal.of(user, token_id=record.id, token_kind=record.kind, token_last_used=record.last_used_at)

@@ -19,7 +19,6 @@ from datetime import timedelta
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
@@ -35,7 +34,7 @@ from enclave_api.services.access import active_grant
 from enclave_api.services.datasets import dataset_metadata, get_dataset, load_table
 from enclave_api.services.identity import Principal
 from enclave_api.services.projects import is_member
-from privacy.dp import QueryError, QueryRequest, QueryResult, run_query, validate_against
+from privacy.dp import PrivacyCheckError, QueryError, QueryRequest, QueryResult, run_query, validate_against
 
 SIGNING_DOMAIN = b"enclave-release/v1\n"
 # Floating-point sums of spends may exceed a total by rounding alone; never by more than this.
@@ -90,16 +89,16 @@ class _TableCache:
     def __init__(self, size: int = 2) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._tables: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+        self._tables: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
 
-    def get(self, ctx: Enclave, dataset: Dataset) -> pa.Table:
+    def get(self, ctx: Enclave, dataset: Dataset) -> pl.DataFrame:
         key = (dataset.id, dataset.content_sha256)
         with self._lock:
             if key in self._tables:
                 self._tables.move_to_end(key)
                 return self._tables[key]
         with ctx.read() as session:
-            table = load_table(ctx, session, dataset)
+            table = pl.DataFrame(load_table(ctx, session, dataset))
         with self._lock:
             self._tables[key] = table
             while len(self._tables) > self.size:
@@ -188,12 +187,15 @@ def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> Q
 
     eps_left, delta_left = ctx.transact(reserve)
     try:
-        frame = pl.DataFrame(_cache.get(ctx, dataset))
-        result = run_query(frame.lazy(), meta, request)
+        result = run_query(_cache.get(ctx, dataset), meta, request)
     except QueryError as exc:  # refused before any noise was drawn: give the budget back
         refusal = str(exc)
         ctx.transact(lambda session: _refund(ctx, session, principal, release_id, grant, dataset.id, refusal))
         raise Invalid(refusal, field=exc.field) from exc
+    except PrivacyCheckError as exc:  # the map check failed at compile time: nothing was drawn
+        refusal = str(exc)
+        ctx.transact(lambda session: _refund(ctx, session, principal, release_id, grant, dataset.id, refusal))
+        raise
     except BaseException as exc:
         failure = repr(exc)
         ctx.transact(lambda session: _fail(ctx, session, principal, release_id, grant, dataset.id, failure))

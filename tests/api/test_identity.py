@@ -97,3 +97,26 @@ def test_passwords_are_argon2_hashed_and_verified() -> None:
     assert identity.verify_password(stored, "correct horse battery staple")
     assert not identity.verify_password(stored, "wrong horse battery staple")
     assert not identity.verify_password(None, "anything at all")
+
+
+def test_token_use_is_audited_at_most_hourly(
+    seeded_enclave: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    from sqlalchemy import select
+
+    from audit.store import AuditEvent
+
+    def uses() -> list[str]:
+        with seeded_enclave.read() as session:
+            rows = session.scalars(select(AuditEvent.actor).where(AuditEvent.type == "auth.token_used"))
+            return list(rows)
+
+    for _ in range(3):
+        assert seeded_client.get("/v1/me", headers=bearer(tokens["researcher"])).status_code == 200
+    assert uses() == ["minji.park"]
+    later = seeded_enclave.now() + timedelta(hours=1, minutes=1)
+    seeded_enclave.clock = lambda: later
+    seeded_client.get("/v1/me", headers=bearer(tokens["researcher"]))
+    assert uses() == ["minji.park", "minji.park"]
+    seeded_client.get("/v1/me", headers={"Authorization": "Bearer enc_forged"})
+    assert len(uses()) == 2

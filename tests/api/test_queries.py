@@ -16,7 +16,7 @@ from audit.store import AuditEvent
 from enclave_api.client import EnclaveAPIError, EnclaveClient
 from enclave_api.context import Enclave
 from enclave_api.models import Grant, Release
-from enclave_api.services.releases import release_body, verify_release
+from enclave_api.services.releases import verify_release
 from tests.conftest import bearer
 
 COUNT_BY_STAGE = {"group_by": ["stage"], "aggregates": [{"fn": "count", "as": "n"}]}
