@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted JSON body")
     max_grant_days: int = Field(365, ge=1, description="Longest access a request may ask for")
     max_epsilon: float = Field(10.0, gt=0, description="Largest ε a request may ask for")
-    max_delta: float = Field(1e-5, ge=0, lt=1, description="Largest δ a request may ask for")
+    max_delta: float = Field(1e-5, ge=0, lt=1, description="Largest δ an access request may ask for")
+    max_query_delta: float = Field(1e-6, ge=0, lt=1, description="Largest δ a single DP query may spend")
     audit_checkpoint_every: int = Field(
         256, ge=1, description="Sign a checkpoint whenever the log grows by this many events"
     )

@@ -118,6 +118,8 @@ def _remaining(grant: Grant) -> tuple[float, float]:
 
 def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> QueryOutcome:
     """Validate, reserve the budget, run the DP engine, sign and store the release (or refund)."""
+    if request.delta > ctx.settings.max_query_delta:
+        raise Invalid(f"delta must be at most {ctx.settings.max_query_delta:g} per query", field="delta")
     with ctx.read() as session:
         dataset = get_dataset(session, request.dataset_id)
         meta = dataset_metadata(dataset)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -135,34 +134,110 @@ def test_revoked_or_foreign_grants_spend_nothing(seeded_client: TestClient, toke
     )
 
 
-def test_concurrent_queries_never_overspend(
+def test_200_concurrent_queries_release_exactly_what_the_budget_affords(
     seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str]
 ) -> None:
+    """A grant that affords 10 queries: of 200 concurrent ones exactly 10 release and 190 get 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
     grant_id = _grant(seeded_client, tokens, "mirae_registry", "custodian3", epsilon=1.0)
-    statuses: list[int] = []
+    query = {"aggregates": [{"fn": "count", "as": "n"}]}
 
-    def worker() -> None:
-        for _ in range(5):
-            statuses.append(
-                _query(
-                    seeded_client, tokens["researcher"], "mirae_registry", 0.05, COUNT_BY_STAGE
-                ).status_code
-            )
+    def one(_: int) -> int:
+        return int(_query(seeded_client, tokens["researcher"], "mirae_registry", 0.1, query).status_code)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert statuses.count(200) == 20 and statuses.count(409) == 20
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(one, range(200)))
+    assert statuses.count(200) == 10
+    assert statuses.count(409) == 190
     with seeded_enclave.read() as session:
         grant = session.get(Grant, grant_id)
         assert grant is not None
         assert grant.epsilon_spent == pytest.approx(1.0)
+        assert grant.epsilon_spent <= grant.epsilon_total * (1 + 1e-9)
         released = session.scalar(
             select(func.count()).select_from(Release).where(Release.status == "released")
         )
-    assert released == 20
+    assert released == 10
+    assert _audit(seeded_enclave, "query.released") == 10
+
+
+@pytest.mark.parametrize(
+    ("body_update", "field"),
+    [
+        ({"delta": 1e-5}, "delta"),  # above the per-query cap of 1e-6
+        ({"epsilon": 0}, "epsilon"),
+        ({"epsilon": float("inf")}, "epsilon"),
+        ({"query": {"aggregates": [{"fn": "mean", "column": "stage", "as": "m"}]}}, "stage"),
+        (
+            {
+                "query": {
+                    "aggregates": [{"fn": "sum", "column": "tumor_size_mm", "bounds": [0, "x"], "as": "s"}]
+                }
+            },
+            "bounds",
+        ),
+        (
+            {
+                "query": {
+                    "aggregates": [{"fn": "sum", "column": "tumor_size_mm", "bounds": [5, 1], "as": "s"}]
+                }
+            },
+            "bounds",
+        ),
+        (
+            {"query": {"group_by": ["patient_name"], "aggregates": [{"fn": "count", "as": "n"}]}},
+            "patient_name",
+        ),
+        (
+            {"query": {"group_by": ["age_at_diagnosis"], "aggregates": [{"fn": "count", "as": "n"}]}},
+            "age_at_diagnosis",
+        ),
+        (
+            {
+                "query": {
+                    "filters": [{"column": "nope", "op": "==", "value": 1}],
+                    "aggregates": [{"fn": "count", "as": "n"}],
+                }
+            },
+            "nope",
+        ),
+    ],
+)
+def test_bad_queries_are_clear_422s_that_spend_nothing(
+    seeded_client: TestClient,
+    seeded_enclave: Enclave,
+    tokens: dict[str, str],
+    body_update: dict[str, Any],
+    field: str,
+) -> None:
+    grant_id = _grant(seeded_client, tokens, "dasom_registry", "custodian2")
+    body = {"dataset_id": "dasom_registry", "epsilon": 0.1, "query": COUNT_BY_STAGE} | body_update
+    raw = json.dumps(body, allow_nan=True).encode()  # lets inf through as the JSON token Infinity
+    response = seeded_client.post(
+        "/v1/queries",
+        content=raw,
+        headers=bearer(tokens["researcher"]) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    with seeded_enclave.read() as session:
+        grant = session.get(Grant, grant_id)
+        assert grant is not None and grant.epsilon_spent == 0
+
+
+def test_zero_rows_and_empty_groups_still_answer(seeded_client: TestClient, tokens: dict[str, str]) -> None:
+    _grant(seeded_client, tokens, "dasom_registry", "custodian2")
+    query = {
+        "filters": [{"column": "age_at_diagnosis", "op": ">", "value": 200}],
+        "group_by": ["stage"],
+        "aggregates": [{"fn": "count", "as": "n"}],
+    }
+    response = _query(seeded_client, tokens["researcher"], "dasom_registry", 0.5, query)
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    assert [r[0] for r in rows] == ["0", "I", "II", "III", "IV"]  # every public key, even empty
+    assert all(abs(r[1]) < 5 * response.json()["accuracy"]["n"] for r in rows)
 
 
 def test_client_builder_export_and_manifest(
