@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from enclave_api.context import Enclave
@@ -87,19 +88,29 @@ def create_request(
     return request
 
 
+def _visible(
+    session: Session, principal: Principal, project_column: Any, dataset_column: Any
+) -> ColumnElement[bool] | None:
+    """Rows a caller may list: researchers their projects', custodians their org's datasets',
+    admins everything (``true()``); ``None`` when the caller may see none."""
+    if principal.has(Role.ADMIN):
+        return true()
+    clauses = []
+    if principal.has(Role.RESEARCHER):
+        clauses.append(project_column.in_(member_project_ids(session, principal.id)))
+    if principal.has(Role.CUSTODIAN):
+        clauses.append(
+            dataset_column.in_(select(Dataset.id).where(Dataset.custodian_org_id == principal.org_id))
+        )
+    return or_(*clauses) if clauses else None
+
+
 def list_requests(session: Session, principal: Principal) -> list[AccessRequest]:
     """Researchers see their projects' requests; custodians their org's; admins all."""
-    query = select(AccessRequest).order_by(AccessRequest.created_at, AccessRequest.id)
-    if not principal.has(Role.ADMIN):
-        clauses = []
-        if principal.has(Role.RESEARCHER):
-            clauses.append(AccessRequest.project_id.in_(member_project_ids(session, principal.id)))
-        if principal.has(Role.CUSTODIAN):
-            own = select(Dataset.id).where(Dataset.custodian_org_id == principal.org_id)
-            clauses.append(AccessRequest.dataset_id.in_(own))
-        if not clauses:
-            return []
-        query = query.where(or_(*clauses))
+    visible = _visible(session, principal, AccessRequest.project_id, AccessRequest.dataset_id)
+    if visible is None:
+        return []
+    query = select(AccessRequest).where(visible).order_by(AccessRequest.created_at, AccessRequest.id)
     return list(session.scalars(query))
 
 
@@ -221,18 +232,10 @@ def withdraw(ctx: Enclave, session: Session, principal: Principal, request_id: s
 
 def list_grants(session: Session, principal: Principal) -> list[Grant]:
     """Researchers see their projects' grants; custodians their org's datasets'; admins all."""
-    query = select(Grant).order_by(Grant.created_at, Grant.id)
-    if not principal.has(Role.ADMIN):
-        clauses = []
-        if principal.has(Role.RESEARCHER):
-            clauses.append(Grant.project_id.in_(member_project_ids(session, principal.id)))
-        if principal.has(Role.CUSTODIAN):
-            own = select(Dataset.id).where(Dataset.custodian_org_id == principal.org_id)
-            clauses.append(Grant.dataset_id.in_(own))
-        if not clauses:
-            return []
-        query = query.where(or_(*clauses))
-    return list(session.scalars(query))
+    visible = _visible(session, principal, Grant.project_id, Grant.dataset_id)
+    if visible is None:
+        return []
+    return list(session.scalars(select(Grant).where(visible).order_by(Grant.created_at, Grant.id)))
 
 
 def revoke_grant(

@@ -188,23 +188,22 @@ def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> Q
         return eps_left, delta_left
 
     eps_left, delta_left = ctx.transact(reserve)
+    reservation = _Reservation(ctx, principal, release_id, grant, dataset.id)
     try:
         result = run_query(_cache.get(ctx, dataset), meta, request)
     except QueryError as exc:  # refused before any noise was drawn: give the budget back
         refusal = str(exc)
-        ctx.transact(lambda session: _refund(ctx, session, principal, release_id, grant, dataset.id, refusal))
+        ctx.transact(lambda session: reservation.refund(session, refusal))
         raise Invalid(refusal, field=exc.field) from exc
     except PrivacyCheckError as exc:  # the map check failed at compile time: nothing was drawn
         refusal = str(exc)
-        ctx.transact(lambda session: _refund(ctx, session, principal, release_id, grant, dataset.id, refusal))
+        ctx.transact(lambda session: reservation.refund(session, refusal))
         raise
     except BaseException as exc:
         failure = repr(exc)
-        ctx.transact(lambda session: _fail(ctx, session, principal, release_id, grant, dataset.id, failure))
+        ctx.transact(lambda session: reservation.fail(session, failure))
         raise
-    release = ctx.transact(
-        lambda session: _store(ctx, session, principal, release_id, grant, dataset.id, result)
-    )
+    release = ctx.transact(lambda session: reservation.store(session, result))
     return QueryOutcome(release, release_body(release), eps_left, delta_left)
 
 
@@ -212,95 +211,69 @@ def _subject(release_id: str, grant: Grant, dataset_id: str) -> dict[str, str]:
     return {"release": release_id, "grant": grant.id, "project": grant.project_id, "dataset": dataset_id}
 
 
-def _refund(
-    ctx: Enclave,
-    session: Session,
-    principal: Principal,
-    release_id: str,
-    grant: Grant,
-    dataset_id: str,
-    reason: str,
-) -> None:
-    release = session.get(Release, release_id)
-    if release is None or release.status != "reserved":
-        raise Conflict(f"release {release_id} is not reserved")
-    session.execute(
-        update(Grant)
-        .where(Grant.id == grant.id)
-        .values(
-            epsilon_spent=Grant.epsilon_spent - release.epsilon, delta_spent=Grant.delta_spent - release.delta
+@dataclass(frozen=True)
+class _Reservation:
+    """A reserved release and how it ends: stored (signed), refunded or failed — each audited."""
+
+    ctx: Enclave
+    principal: Principal
+    release_id: str
+    grant: Grant
+    dataset_id: str
+
+    def _reserved(self, session: Session) -> Release:
+        release = session.get(Release, self.release_id)
+        if release is None or release.status != "reserved":
+            raise Conflict(f"release {self.release_id} is not reserved")
+        return release
+
+    def _audit(self, session: Session, event_type: str, details: dict[str, Any]) -> None:
+        subject = _subject(self.release_id, self.grant, self.dataset_id)
+        self.ctx.audit.append(session, event_type, self.principal.id, subject, details)
+
+    def refund(self, session: Session, reason: str) -> None:
+        release = self._reserved(session)
+        session.execute(
+            update(Grant)
+            .where(Grant.id == self.grant.id)
+            .values(
+                epsilon_spent=Grant.epsilon_spent - release.epsilon,
+                delta_spent=Grant.delta_spent - release.delta,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    release.status = "refunded"
-    ctx.audit.append(
-        session,
-        "budget.refunded",
-        principal.id,
-        _subject(release_id, grant, dataset_id),
-        {"epsilon": release.epsilon, "delta": release.delta, "reason": reason[:2000]},
-    )
+        release.status = "refunded"
+        details = {"epsilon": release.epsilon, "delta": release.delta, "reason": reason[:2000]}
+        self._audit(session, "budget.refunded", details)
 
-
-def _fail(
-    ctx: Enclave,
-    session: Session,
-    principal: Principal,
-    release_id: str,
-    grant: Grant,
-    dataset_id: str,
-    reason: str,
-) -> None:
-    release = session.get(Release, release_id)
-    if release is not None and release.status == "reserved":
+    def fail(self, session: Session, reason: str) -> None:
+        release = self._reserved(session)
         release.status = "failed"
-        ctx.audit.append(
-            session,
-            "query.failed",
-            principal.id,
-            _subject(release_id, grant, dataset_id),
-            {"reason": reason[:2000]},
-        )
+        self._audit(session, "query.failed", {"reason": reason[:2000]})
 
-
-def _store(
-    ctx: Enclave,
-    session: Session,
-    principal: Principal,
-    release_id: str,
-    grant: Grant,
-    dataset_id: str,
-    result: QueryResult,
-) -> Release:
-    release = session.get(Release, release_id)
-    if release is None or release.status != "reserved":
-        raise Conflict(f"release {release_id} is not reserved")
-    key = ctx.secrets.signing_key
-    release.result = {
-        "columns": list(result.columns),
-        "rows": [list(row) for row in result.rows],
-        "accuracy": dict(result.accuracy),
-        "mechanism": result.mechanism,
-    }
-    release.released_at = ctx.now()
-    release.key_id = key_id(key.public_key())
-    body = release_body(release)
-    release.signature = sign_release(body, key)
-    release.status = "released"
-    ctx.audit.append(
-        session,
-        "query.released",
-        principal.id,
-        _subject(release_id, grant, dataset_id),
-        {
+    def store(self, session: Session, result: QueryResult) -> Release:
+        release = self._reserved(session)
+        key = self.ctx.secrets.signing_key
+        release.result = {
+            "columns": list(result.columns),
+            "rows": [list(row) for row in result.rows],
+            "accuracy": dict(result.accuracy),
+            "mechanism": result.mechanism,
+        }
+        release.released_at = self.ctx.now()
+        release.key_id = key_id(key.public_key())
+        body = release_body(release)
+        release.signature = sign_release(body, key)
+        release.status = "released"
+        details = {
             "epsilon": release.epsilon,
             "delta": release.delta,
             "mechanism": result.mechanism,
             "cells": sum(len(row) for row in result.rows),
             "result_sha256": hashlib.sha256(canonical_json(body)).hexdigest(),
-        },
-    )
-    return release
+        }
+        self._audit(session, "query.released", details)
+        return release
 
 
 def get_release(session: Session, principal: Principal, release_id: str) -> Release:
