@@ -101,11 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         token = prepare(data_dir)
         port = free_port()
         env = {**os.environ, "ENCLAVE_DATA_DIR": str(data_dir), "ENCLAVE_LOG_JSON": "false"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "enclave_api", "api", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        log_path = data_dir / "server.log"  # its access log (one line a request), shown only on failure
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "enclave_api", "api", "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
@@ -118,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
                     times.append((time.perf_counter() - start) * 1e3)
                     response.raise_for_status()
                 remaining = response.json()["budget"]["epsilon_remaining"]
+        except Exception:
+            print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             server.terminate()
             try:

@@ -1,6 +1,6 @@
 """Benchmark the DP query engine against OpenDP's Context API and plain Polars, on the same data.
 
-    .venv/bin/python benchmarks/bench_dp.py [--sizes 10000000] [--runs 20] [--big-runs 5] [--context-runs 3]
+    .venv/bin/python benchmarks/bench_dp.py [--sizes 10000000] [--runs 20] [--big-runs 10] [--context-runs 3]
 
 Writes WDBC and synthetic registries of each size (default 10,000,000 rows: a 100,000-patient registry
 without its direct identifiers, tiled) to Parquet in a temporary directory, then times the same
@@ -15,8 +15,8 @@ category (WDBC: ``mean_radius`` by ``diagnosis``; registry: ``tumor_size_mm`` by
 Prints the median time per query with the ratios to the targets (ours ≥ 10x faster than the Context
 API; on 10,000,000 rows at most 3x plain Polars + 50 ms) and the 95% half-width of the counts of both
 DP paths (the same noise, so the comparison is like for like). Then the peak memory of a child process
-that runs only our query once on the largest registry (its own ``ru_maxrss``: interpreter, libraries
-and query) against the in-memory size of that Parquet file (``pl.read_parquet(path).estimated_size()``),
+that runs only our query once on the largest registry (its own VmHWM: interpreter, libraries and
+query) against the in-memory size of that Parquet file (``pl.read_parquet(path).estimated_size()``),
 target ≤ 2x.
 """
 
@@ -188,13 +188,19 @@ path, meta, request = sys.argv[1:]
 if path:
     request = QueryRequest.model_validate_json(request)
     run_query(pl.scan_parquet(path), parse_metadata(json.loads(meta)), request)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:  # VmHWM: this process's own peak (ru_maxrss keeps the parent's peak across fork and exec on Linux)
+    with open("/proc/self/status") as status:
+        print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def child_peak_rss_mb(case: Case, query: bool = True) -> float:
     """Peak RSS (MB) of a fresh interpreter that runs our query once on the case's Parquet file (or,
-    without ``query``, only imports); the child reports its own ``ru_maxrss`` (kB on Linux)."""
+    without ``query``, only imports); the child reports its own peak (kB): ``VmHWM`` of
+    ``/proc/self/status``, not ``ru_maxrss`` (self or children), which on Linux starts from the
+    parent's peak RSS when the child is forked from this large process."""
     path = str(case.path) if query else ""
     args = [sys.executable, "-c", CHILD, path, json.dumps(case.meta), json.dumps(case.request_body())]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[POLARS_TARGET_ROWS], help="registry rows")
     parser.add_argument("--runs", type=int, default=20, help="timed runs of ours and Polars (≤ 1M rows)")
-    parser.add_argument("--big-runs", type=int, default=5, help="timed runs of ours and Polars (> 1M rows)")
+    parser.add_argument("--big-runs", type=int, default=10, help="timed runs of ours and Polars (> 1M rows)")
     parser.add_argument("--context-runs", type=int, default=3, help="timed runs of the Context API")
     args = parser.parse_args(argv)
 

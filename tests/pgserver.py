@@ -35,7 +35,9 @@ def start_local_postgres() -> str:
             raise PostgresUnavailable(f"could not start PostgreSQL: {started.stderr}")
     sql = (
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
-        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
+        f"CREATE ROLE {PG_ROLE} LOGIN CREATEDB PASSWORD '{PG_PASSWORD}'; END IF; END $$; "
+        # DROP DATABASE ... WITH (FORCE) terminates leftover backends of the test databases.
+        f"GRANT pg_signal_backend TO {PG_ROLE};"
     )
     made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qAtc", sql)
     if made.returncode != 0:
