@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_audit_append, bench_audit_verify, bench_dp
+from benchmarks import bench_api_query, bench_audit_append, bench_audit_verify, bench_dp
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     bench_audit_verify.main()
     print("\n== DP queries: analytic calibration vs OpenDP Context API (scale search) ==", flush=True)
     bench_dp.main()
+    print("\n== DP queries end to end: POST /v1/queries on WDBC through a live server ==", flush=True)
+    bench_api_query.main([])
 
 
 if __name__ == "__main__":
