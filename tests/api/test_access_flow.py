@@ -110,37 +110,17 @@ def _iso_seconds(value: str) -> float:
 def test_pseudonyms_differ_between_projects(seeded_client: TestClient, tokens: dict[str, str]) -> None:
     mrn_sets = []
     for _ in range(2):
-        project = _project(seeded_client, tokens["researcher"])
-        request_id = _request(seeded_client, tokens["researcher"], project, "mirae_registry").json()["id"]
-        seeded_client.post(
-            f"/v1/access-requests/{request_id}/decision",
-            json={"decision": "approve", "reason": "ok"},
-            headers=bearer(tokens["custodian3"]),
-        ).raise_for_status()
-        response = _read_records(
-            seeded_client, tokens["researcher"], "mirae_registry",
-            grant_id=_grant_of(seeded_client, tokens["researcher"], project),
-        )  # fmt: skip
+        grant_id = _approved_grant(seeded_client, tokens, "mirae_registry", "custodian3")
+        response = _read_records(seeded_client, tokens["researcher"], "mirae_registry", grant_id=grant_id)
         assert response.status_code == 200, response.text
         table = pa.ipc.open_stream(io.BytesIO(response.content)).read_all()
         mrn_sets.append(set(table.column("mrn").to_pylist()))
     assert mrn_sets[0].isdisjoint(mrn_sets[1])
 
 
-def _grant_of(client: TestClient, token: str, project: str) -> str:
-    grants = client.get("/v1/grants", headers=bearer(token)).json()
-    return str(next(g["id"] for g in grants if g["project_id"] == project))
-
-
 def test_several_active_grants_need_grant_id(seeded_client: TestClient, tokens: dict[str, str]) -> None:
     for _ in range(2):
-        project = _project(seeded_client, tokens["researcher"])
-        request_id = _request(seeded_client, tokens["researcher"], project, "mirae_registry").json()["id"]
-        seeded_client.post(
-            f"/v1/access-requests/{request_id}/decision",
-            json={"decision": "approve", "reason": "ok"},
-            headers=bearer(tokens["custodian3"]),
-        ).raise_for_status()
+        _approved_grant(seeded_client, tokens, "mirae_registry", "custodian3")
     response = _read_records(seeded_client, tokens["researcher"], "mirae_registry")
     assert response.status_code == 422
     assert response.json()["field"] == "grant_id"
@@ -291,9 +271,12 @@ def test_only_researchers_request_access(seeded_client: TestClient, tokens: dict
     assert response.status_code == 403
 
 
-def _approved_grant(client: TestClient, tokens: dict[str, str], dataset: str, custodian: str) -> str:
+def _approved_grant(
+    client: TestClient, tokens: dict[str, str], dataset: str, custodian: str, epsilon: float = 2.0
+) -> str:
+    """A fresh project of the demo researcher with an approved grant on ``dataset``."""
     project = _project(client, tokens["researcher"])
-    request_id = _request(client, tokens["researcher"], project, dataset).json()["id"]
+    request_id = _request(client, tokens["researcher"], project, dataset, epsilon=epsilon).json()["id"]
     decided = client.post(
         f"/v1/access-requests/{request_id}/decision",
         json={"decision": "approve", "reason": "ok"},

@@ -16,6 +16,7 @@ from enclave_api.client import EnclaveAPIError, EnclaveClient
 from enclave_api.context import Enclave
 from enclave_api.models import Grant, Release
 from enclave_api.services.releases import verify_release
+from tests.api.test_access_flow import _approved_grant
 from tests.conftest import bearer
 
 COUNT_BY_STAGE = {"group_by": ["stage"], "aggregates": [{"fn": "count", "as": "n"}]}
@@ -24,21 +25,7 @@ COUNT_BY_STAGE = {"group_by": ["stage"], "aggregates": [{"fn": "count", "as": "n
 def _grant(
     client: TestClient, tokens: dict[str, str], dataset: str, custodian: str, epsilon: float = 2.0
 ) -> str:
-    project = client.post(
-        "/v1/projects", json={"title": "DP", "purpose": "DP study"}, headers=bearer(tokens["researcher"])
-    ).json()["id"]
-    request_id = client.post(
-        "/v1/access-requests",
-        json={"project_id": project, "dataset_id": dataset, "purpose": "p", "epsilon": epsilon,
-              "delta": 1e-6, "days": 30, "dua_accepted": True},
-        headers=bearer(tokens["researcher"]),
-    ).json()["id"]  # fmt: skip
-    decided = client.post(
-        f"/v1/access-requests/{request_id}/decision",
-        json={"decision": "approve", "reason": "ok"},
-        headers=bearer(tokens[custodian]),
-    )
-    return str(decided.json()["grant_id"])
+    return _approved_grant(client, tokens, dataset, custodian, epsilon=epsilon)
 
 
 def _query(
