@@ -49,7 +49,11 @@ class GroupCommitter:
         self.units = 0
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a write transaction; return once it has committed (or raise)."""
+        """Run ``work`` in a write transaction; return once it has committed (or raise).
+
+        ``work`` may run more than once (a failing neighbour makes the batch rerun isolated), so it
+        must only act through the session it is given and return plain values.
+        """
         unit: _Unit[T] = _Unit(work)
         with self._lock:
             self._queue.append(unit)

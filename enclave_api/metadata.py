@@ -163,7 +163,12 @@ class DatasetMetadata(BaseModel):
 def parse_metadata(raw: bytes | str | dict[str, Any]) -> DatasetMetadata:
     """Parse YAML/JSON metadata; raise :class:`Invalid` naming the first bad field."""
     if not isinstance(raw, dict):
+        if len(raw) > MAX_METADATA_BYTES:
+            raise Invalid(f"metadata is larger than {MAX_METADATA_BYTES} bytes", field="metadata")
         try:
+            if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(raw, Loader=yaml.SafeLoader)):
+                # Anchors/aliases are never needed here and allow exponential "billion laughs" documents.
+                raise Invalid("metadata must not use YAML anchors or aliases", field="metadata")
             doc = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise Invalid(f"metadata is not valid YAML/JSON: {exc}", field="metadata") from exc
@@ -184,6 +189,7 @@ def parse_metadata(raw: bytes | str | dict[str, Any]) -> DatasetMetadata:
         raise Invalid(f"metadata invalid at {where}: {first['msg']}", field=where) from exc
 
 
+MAX_METADATA_BYTES = 256 * 1024  # below the multipart parser's own 1 MiB per-field cap
 _CSV_COLUMN = re.compile(r"column #(\d+)")
 
 

@@ -221,6 +221,11 @@ def test_auditor_api(seeded_client: TestClient, seeded_enclave: Enclave, tokens:
         size, size + 1, bytes.fromhex(checkpoint["root_hash"]), bytes.fromhex(newer["root_hash"]),
         [bytes.fromhex(p) for p in consistency["path"]],
     )  # fmt: skip
+    for first, second in ((0, 1), (5, 4), (1, size + 5)):
+        bad = seeded_client.get(
+            "/v1/audit/proofs/consistency", params={"first": first, "second": second}, headers=auditor
+        )
+        assert bad.status_code == 422, (first, second)
     key = seeded_client.get("/v1/audit/public-key", headers=auditor)
     assert key.text.startswith("-----BEGIN PUBLIC KEY") and key.headers["x-key-id"] == newer["key_id"]
 

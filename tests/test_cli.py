@@ -72,6 +72,14 @@ def test_org_user_token_commands(data_dir: Path) -> None:
     }
     token = run("token", "issue", "cust.x", "--days", "1", data_dir=data_dir).stdout.strip()
     assert token.startswith("enc_")
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "enclave.db") as db:
+        (token_id,) = db.execute("SELECT id FROM api_tokens WHERE user_id = 'cust.x'").fetchone()
+    assert "revoked" in run("token", "revoke", token_id, data_dir=data_dir).stdout
+    again = run("token", "revoke", token_id, data_dir=data_dir, check=False)
+    assert again.returncode == 1 and "already revoked" in again.stderr
+    assert run("token", "revoke", "tok-unknown", data_dir=data_dir, check=False).returncode == 1
     # Bad input: unknown role, unknown org, duplicate user, absurd lifetime.
     assert (
         run(

@@ -230,3 +230,23 @@ def test_query_only_records_are_never_served(
     response = seeded_client.get("/v1/datasets/qo_cohort/records", headers=bearer(tokens["researcher"]))
     assert response.status_code == 403
     assert "query-only" in response.json()["detail"]
+
+
+def test_metadata_alias_bombs_and_oversized_metadata_are_refused(
+    seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str]
+) -> None:
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+        for i in range(12)
+    )
+    before = _counts(seeded_enclave)
+    for metadata, needle in ((bomb, "aliases"), ("x: " + "y" * (300 * 1024), "larger")):
+        response = seeded_client.post(
+            "/v1/datasets",
+            files={"file": ("mini.csv", CSV.encode(), "text/csv")},
+            data={"metadata": metadata},
+            headers=bearer(tokens["custodian"]),
+        )
+        assert response.status_code == 422, response.text
+        assert needle in response.json()["detail"]
+    assert _counts(seeded_enclave) == before

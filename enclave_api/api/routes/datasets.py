@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
+from starlette.concurrency import run_in_threadpool
 
 from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession
 from enclave_api.api.schemas import ColumnPublic, DatasetPublic
@@ -54,5 +55,8 @@ async def register_dataset(
     if not data:
         raise Invalid("the dataset file is empty", field="file")
     meta = parse_metadata(metadata)
-    dataset = service.register_dataset(enclave, principal, meta, data, file.filename or "")
+    # Validation, encryption and the DB transaction are blocking work: keep them off the event loop.
+    dataset = await run_in_threadpool(
+        service.register_dataset, enclave, principal, meta, data, file.filename or ""
+    )
     return dataset_public(dataset)
