@@ -36,7 +36,9 @@ keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo world.", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+pii_app = typer.Typer(help="The egress PII scanner.", no_args_is_help=True)
 for sub, name in (
+    (pii_app, "pii"),
     (audit_app, "audit"),
     (user_app, "user"),
     (token_app, "token"),
@@ -433,6 +435,57 @@ def audit_prove(
         "checkpoint": signed.to_checkpoint().to_dict(),
     }
     print(json.dumps(proof, indent=2))
+
+
+@pii_app.command("scan")
+def pii_scan(
+    files: Annotated[list[Path], typer.Argument(help="Files to scan (any type the airlock accepts)")],
+    format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    deny_list: Annotated[
+        Path | None, typer.Option(help='JSON {"kind": ["value", ...]} of known identifiers to look for')
+    ] = None,
+    mrn_pattern: Annotated[
+        list[str] | None, typer.Option(help="Regular expression of a record-number scheme (repeatable)")
+    ] = None,
+    ner: Annotated[bool, typer.Option(help="Also look for names in English prose (spaCy NER)")] = False,
+) -> None:
+    """Run the egress PII scanner on files: exit 0 clean, 3 findings, 2 unusable input."""
+    from privacy.pii import DenyList, PiiScanner
+
+    from privacy.egress.runner import scan_pii
+
+    if format not in ("text", "json"):
+        err.print("[red]--format must be text or json[/red]")
+        raise typer.Exit(2)
+    try:
+        values = json.loads(deny_list.read_bytes()) if deny_list is not None else {}
+        if not isinstance(values, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in values.values()
+        ):
+            raise ValueError('the deny-list must be a JSON object {"kind": ["value", ...]}')
+        scanner = PiiScanner(
+            deny_list=DenyList.build(values) if values else None,
+            mrn_patterns=tuple(mrn_pattern or ()),
+            ner=ner,
+        )
+        reports = [scan_pii(path.name, path.read_bytes(), scanner) for path in files]
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]unusable input:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    findings = [f for report in reports for f in report.findings if f.severity != "info"]
+    if format == "json":
+        print(
+            json.dumps(
+                {"files": [r.to_dict() for r in reports], "findings": len(findings)}, ensure_ascii=False
+            )
+        )
+    else:
+        for finding in findings:
+            print(
+                f"{finding.file}: {finding.location}: {finding.rule} ({finding.severity}) {finding.message}"
+            )
+        print(f"{len(findings)} finding(s) in {len(reports)} file(s)")
+    raise typer.Exit(3 if findings else 0)
 
 
 def _serve(settings: Settings, hub: bool) -> None:

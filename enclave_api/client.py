@@ -18,8 +18,10 @@ Only declarative JSON leaves the notebook; the enclave validates and compiles it
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,56 @@ class EnclaveClient:
         manifest = target.with_name(target.name + ".release.json")
         manifest.write_text(json.dumps(signed, indent=2, ensure_ascii=False), encoding="utf-8")
         return target, manifest
+
+    def submit_egress(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        justification: str,
+        project_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Send files to the egress airlock; the answer carries the automatic checks and the status
+        (``blocked`` with reasons, or ``in_review``). Include a release's ``.release.json`` manifest
+        beside its CSV to have the numbers accepted as DP output."""
+        handles = [open(path, "rb") for path in paths]  # noqa: SIM115 - closed below
+        try:
+            files = [
+                ("files", (Path(path).name, handle)) for path, handle in zip(paths, handles, strict=True)
+            ]
+            data = {"justification": justification} | ({"project_id": project_id} if project_id else {})
+            result: dict[str, Any] = self._call("POST", "/v1/egress-requests", files=files, data=data)
+        finally:
+            for handle in handles:
+                handle.close()
+        return result
+
+    def egress(self, request_id: str | None = None) -> Any:
+        """One egress request (checks, reviews, status), or the list of yours."""
+        path = "/v1/egress-requests" + (f"/{request_id}" if request_id else "")
+        return self._call("GET", path)
+
+    def download_egress(self, request_id: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Save every file of a released request, plus its signed manifest, into ``directory``."""
+        request = self.egress(request_id)
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for file in request["files"]:
+            response = self.http.request(
+                "GET", f"/v1/egress-requests/{request_id}/files/{file['name']}", headers=self.headers
+            )
+            if response.status_code >= 400:
+                raise EnclaveAPIError(response.json())
+            if hashlib.sha256(response.content).hexdigest() != file["sha256"]:
+                raise EnclaveAPIError(
+                    {"status": 502, "title": "Integrity", "detail": f"{file['name']} corrupted"}
+                )
+            path = target / Path(file["name"]).name
+            path.write_bytes(response.content)
+            saved.append(path)
+        manifest = target / f"{request_id}.manifest.json"
+        manifest_doc = self._call("GET", f"/v1/egress-requests/{request_id}/manifest")
+        manifest.write_text(json.dumps(manifest_doc, indent=2, ensure_ascii=False), encoding="utf-8")
+        return [*saved, manifest]
 
 
 def connect(url: str | None = None, token: str | None = None) -> EnclaveClient:

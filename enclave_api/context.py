@@ -25,6 +25,7 @@ from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
 from enclave_api.storage.store import EncryptedDatasetStore
+from privacy.egress import CheckWorker
 
 T = TypeVar("T")
 
@@ -43,9 +44,15 @@ class Enclave:
     sink: CheckpointSink
     clock: Callable[[], datetime] = field(default=utcnow)
     committer: GroupCommitter = field(init=False)
+    #: Egress files, encrypted at rest and content-addressed, until released or forever if not.
+    quarantine: EncryptedDatasetStore = field(init=False)
+    #: The isolated worker process that runs the automatic egress checks (started on first use).
+    egress_checks: CheckWorker = field(init=False)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self)
+        self.quarantine = EncryptedDatasetStore(self.settings.quarantine_dir, self.secrets.key_provider)
+        self.egress_checks = CheckWorker(timeout=self.settings.egress_check_timeout_seconds)
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Enclave:
@@ -107,6 +114,7 @@ class Enclave:
         try:
             self.checkpoint_now()
         finally:
+            self.egress_checks.close()
             self.db.dispose()
 
 

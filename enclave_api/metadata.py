@@ -83,6 +83,9 @@ class ColumnSpec(BaseModel):
         None, max_length=10_000
     )
     on_release: OnRelease | None = None
+    #: A regular expression that every value of this direct identifier matches (e.g. an MRN scheme
+    #: ``HB[0-9]{7}``): the egress scanner looks for it in outputs, beyond the deny-list of known values.
+    pattern: str | None = Field(None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -101,6 +104,15 @@ class ColumnSpec(BaseModel):
                 raise ValueError(f"column {self.name}: categories must be unique")
         if self.on_release is not None and self.role is not ColumnRole.DIRECT_IDENTIFIER:
             raise ValueError(f"column {self.name}: on_release only applies to direct identifiers")
+        if self.pattern is not None:
+            if self.role is not ColumnRole.DIRECT_IDENTIFIER:
+                raise ValueError(f"column {self.name}: pattern only applies to direct identifiers")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"column {self.name}: pattern is not a valid regular expression: {exc}"
+                ) from exc
         return self
 
     @property
@@ -118,6 +130,8 @@ class ColumnSpec(BaseModel):
             doc["bounds"] = [b.isoformat() if isinstance(b, date) else b for b in self.bounds]
         if self.categories is not None:
             doc["categories"] = list(self.categories)
+        if self.pattern is not None:
+            doc["pattern"] = self.pattern
         return doc
 
 
@@ -133,6 +147,9 @@ class DatasetMetadata(BaseModel):
     tier: Tier
     max_rows_per_person: int = Field(1, ge=1, le=10_000)
     columns: list[ColumnSpec] = Field(min_length=1, max_length=2_000)
+    #: Independent custodian approvals an egress request touching this dataset needs (default: the
+    #: deployment's ``egress_reviews`` setting).
+    egress_reviews: int | None = Field(None, ge=1, le=5)
 
     @model_validator(mode="after")
     def _unique_columns(self) -> Self:
@@ -157,7 +174,7 @@ class DatasetMetadata(BaseModel):
             "description": self.description,
             "max_rows_per_person": self.max_rows_per_person,
             "columns": [c.public() for c in self.columns],
-        }
+        } | ({"egress_reviews": self.egress_reviews} if self.egress_reviews is not None else {})
 
 
 def parse_metadata(raw: bytes | str | dict[str, Any]) -> DatasetMetadata:

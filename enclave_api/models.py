@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -228,3 +229,78 @@ class Release(Base):
     key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
+
+
+class QuarantineBlob(Base):
+    """An egress file's bytes, encrypted at rest and addressed by the SHA-256 of their plaintext."""
+
+    __tablename__ = "quarantine_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob_name: Mapped[str] = mapped_column(String(128))
+    kek_id: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EgressRequest(Base):
+    """Outputs a researcher asks to take out of the enclave (states: ``EgressStatus``).
+
+    ``round`` counts submissions: a request sent back with ``changes_requested`` and resubmitted gets
+    new files and starts a new round of checks and reviews.
+    """
+
+    __tablename__ = "egress_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    justification: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    report: Mapped[dict[str, Any] | None]  # the automatic checks of the current round
+    manifest: Mapped[dict[str, Any] | None]  # the signed release manifest, once released
+    manifest_signature: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+
+
+class EgressRequestDataset(Base):
+    """A dataset whose custodians must approve the request, with how many approvals it needs."""
+
+    __tablename__ = "egress_request_datasets"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("egress_requests.id"), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True, index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    reviews_required: Mapped[int] = mapped_column(Integer)
+
+
+class EgressFile(Base):
+    __tablename__ = "egress_files"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("egress_requests.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(ForeignKey("quarantine_blobs.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str | None] = mapped_column(String(16))  # set by the checks (content sniffing)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # block | review | pass, after checks
+
+
+class EgressReview(Base):
+    __tablename__ = "egress_reviews"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("egress_requests.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    decision: Mapped[str] = mapped_column(String(24))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("request_id", "round", "reviewer_id"),)

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     )
     log_json: bool = Field(True, description="Structured JSON logs on stderr")
 
+    egress_max_file_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest file an egress request may carry (413 above)"
+    )
+    egress_max_files: int = Field(50, ge=1, le=1000, description="Most files in one egress request")
+    egress_reviews: int = Field(
+        1, ge=1, le=5, description="Custodian approvals per dataset unless its metadata says otherwise"
+    )
+    egress_check_timeout_seconds: float = Field(
+        300.0, gt=0, description="Automatic checks running longer block the request (as a failure)"
+    )
+    pii_ner: bool = Field(
+        False, description="Also run spaCy NER (names in English prose) at egress; findings go to review"
+    )
+
     @field_validator("token_pepper", "pseudonym_key")
     @classmethod
     def _reject_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
@@ -81,6 +95,10 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
 
     @property
     def checkpoint_file(self) -> Path:

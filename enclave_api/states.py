@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from enclave_api.errors import Conflict
+
+StatusT = TypeVar("StatusT", bound=StrEnum)
 
 
 class AccessRequestStatus(StrEnum):
@@ -24,7 +27,43 @@ ACCESS_REQUEST_TRANSITIONS: dict[AccessRequestStatus, frozenset[AccessRequestSta
 }
 
 
-def check_transition(current: AccessRequestStatus, target: AccessRequestStatus, what: str) -> None:
-    """Raise :class:`Conflict` unless ``current → target`` is in the transitions table."""
-    if target not in ACCESS_REQUEST_TRANSITIONS[current]:
+class EgressStatus(StrEnum):
+    """Contract 4.6. ``draft`` is reserved for staged uploads; the API submits in one call."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    CHECKING = "checking"
+    BLOCKED = "blocked"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+_E = EgressStatus
+EGRESS_TRANSITIONS: dict[EgressStatus, frozenset[EgressStatus]] = {
+    _E.DRAFT: frozenset({_E.SUBMITTED, _E.WITHDRAWN}),
+    _E.SUBMITTED: frozenset({_E.CHECKING, _E.WITHDRAWN}),
+    # A crash during checking leaves the request here; recovery runs the checks again.
+    _E.CHECKING: frozenset({_E.BLOCKED, _E.IN_REVIEW, _E.CHECKING}),
+    _E.BLOCKED: frozenset({_E.WITHDRAWN}),
+    _E.IN_REVIEW: frozenset({_E.APPROVED, _E.CHANGES_REQUESTED, _E.REJECTED, _E.WITHDRAWN}),
+    _E.CHANGES_REQUESTED: frozenset({_E.SUBMITTED, _E.WITHDRAWN}),
+    _E.APPROVED: frozenset({_E.RELEASED}),
+    _E.RELEASED: frozenset(),
+    _E.REJECTED: frozenset(),
+    _E.WITHDRAWN: frozenset(),
+}
+
+_TABLES: dict[type[StrEnum], dict[Any, frozenset[Any]]] = {
+    AccessRequestStatus: ACCESS_REQUEST_TRANSITIONS,
+    EgressStatus: EGRESS_TRANSITIONS,
+}
+
+
+def check_transition(current: StatusT, target: StatusT, what: str) -> None:
+    """Raise :class:`Conflict` unless ``current → target`` is in its machine's transitions table."""
+    if target not in _TABLES[type(current)][current]:
         raise Conflict(f"{what} is {current}; it cannot become {target}")

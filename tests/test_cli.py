@@ -238,3 +238,28 @@ def test_demo_seed_then_up_serves_the_api(data_dir: Path) -> None:
     assert "Portal: " in out and "Hub: " in out
     access_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line.get("route") == "/v1/me" and line.get("user") == "minji.park" for line in access_lines)
+
+
+def test_pii_scan_exit_codes_and_json(tmp_path: Path) -> None:
+    clean = tmp_path / "summary.csv"
+    clean.write_text("stage,mean_age\nI,54.2\nII,57.9\n", encoding="utf-8")
+    leaky = tmp_path / "notes.txt"
+    leaky.write_text("Call 010-2345-6789 about 김민지 (RRN 900101-1234568).\n", encoding="utf-8")
+    deny = tmp_path / "deny.json"
+    deny.write_text(json.dumps({"name": ["김민지"]}, ensure_ascii=False), encoding="utf-8")
+
+    ok = run("pii", "scan", str(clean), data_dir=tmp_path, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    found = run(
+        "pii", "scan", str(clean), str(leaky), "--format", "json", "--deny-list", str(deny),
+        data_dir=tmp_path, check=False,
+    )  # fmt: skip
+    assert found.returncode == 3, found.stderr
+    report = json.loads(found.stdout)
+    rules = {f["rule"] for file in report["files"] for f in file["findings"]}
+    assert {"KR_PHONE", "KR_RRN", "DENY_LIST"} <= rules
+    assert "900101-1234568" not in found.stdout and "김민지" not in found.stdout
+    text = run("pii", "scan", str(leaky), data_dir=tmp_path, check=False)
+    assert text.returncode == 3 and "notes.txt: line 1" in text.stdout
+    missing = run("pii", "scan", str(tmp_path / "absent.csv"), data_dir=tmp_path, check=False)
+    assert missing.returncode == 2

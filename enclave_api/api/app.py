@@ -12,9 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from enclave_api.api import problems
 from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
-from enclave_api.api.routes import access, audit, datasets, health, me, projects, queries, records
+from enclave_api.api.routes import access, audit, datasets, egress, health, me, projects, queries, records
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
+from enclave_api.services import egress as egress_service
 from enclave_api.services.releases import recover_interrupted
 from enclave_api.settings import Settings
 
@@ -47,6 +48,10 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
             recovered = recover_interrupted(app.state.enclave)
             if recovered:
                 log.warning("marked interrupted DP queries as failed", extra={"count": recovered})
+            # Egress requests a crash left mid-check are checked again (in the background).
+            app.state.egress_recovery = asyncio.create_task(
+                asyncio.to_thread(egress_service.recover_interrupted, app.state.enclave)
+            )
         timer = asyncio.create_task(_checkpoint_timer(app.state.enclave)) if owned else None
         try:
             yield
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         access.requests_router,
         access.grants_router,
         queries.router,
+        egress.router,
         audit.router,
     ):
         app.include_router(router)

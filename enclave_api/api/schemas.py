@@ -30,6 +30,7 @@ class ColumnPublic(BaseModel):
     description: str | None = None
     bounds: list[Any] | None = None
     categories: list[str] | None = None
+    pattern: str | None = None
 
 
 class DatasetPublic(BaseModel):
@@ -115,3 +116,63 @@ class GrantPublic(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class EgressFilePublic(BaseModel):
+    name: str
+    sha256: str
+    size: int
+    kind: str | None
+    outcome: str | None
+
+
+class EgressDatasetPublic(BaseModel):
+    dataset_id: str
+    org: str
+    reviews_required: int
+
+
+class EgressReviewCreate(Strict):
+    decision: Literal["approve", "reject", "changes_requested"]
+    comment: Annotated[str, StringConstraints(max_length=5000)] = ""
+
+
+class EgressReviewPublic(BaseModel):
+    reviewer: str
+    org: str
+    decision: str
+    comment: str
+    round: int
+    created_at: datetime
+
+
+class EgressRequestPublic(BaseModel):
+    id: str
+    status: str
+    requester: str
+    project_id: str
+    justification: str
+    round: int
+    files: list[EgressFilePublic]
+    checks: list[dict[str, Any]] = Field(description="Per file: kind, outcome, findings (current round)")
+    summary: dict[str, Any] | None
+    datasets: list[EgressDatasetPublic]
+    reviews: list[EgressReviewPublic]
+    approvals_missing: dict[str, int] = Field(description="Organisation → approvals still needed")
+    history: dict[str, list[dict[str, Any]]] | None = Field(
+        None, description="For reviewers: the requester's earlier egress requests and DP releases"
+    )
+    created_at: datetime
+    updated_at: datetime
+    released_at: datetime | None
+
+
+class EgressRequestSummary(BaseModel):
+    id: str
+    status: str
+    requester: str
+    project_id: str
+    round: int
+    created_at: datetime
+    updated_at: datetime
+    released_at: datetime | None

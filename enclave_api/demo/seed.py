@@ -39,6 +39,8 @@ class DemoUser:
 DEMO_USERS = (
     DemoUser("researcher", "minji.park", "Park Minji", PHARMA[0], (Role.RESEARCHER,)),
     DemoUser("custodian", "jiho.kim", "Kim Jiho", HOSPITALS[0].org_id, (Role.CUSTODIAN,)),
+    # Hanbit's registry needs two independent egress reviews.
+    DemoUser("custodian1b", "eunji.song", "Song Eunji", HOSPITALS[0].org_id, (Role.CUSTODIAN,)),
     DemoUser("custodian2", "seoyeon.lee", "Lee Seoyeon", HOSPITALS[1].org_id, (Role.CUSTODIAN,)),
     DemoUser("custodian3", "hyunwoo.choi", "Choi Hyunwoo", HOSPITALS[2].org_id, (Role.CUSTODIAN,)),
     DemoUser("auditor", "auditor.han", "Han Auditor", OVERSIGHT[0], (Role.AUDITOR,)),
@@ -84,7 +86,10 @@ def seed_demo(
             issued = identity.issue_token(ctx, session, actor, demo.user_id, name="demo", days=90)
             tokens[demo.role_key] = issued.token
             logins[demo.role_key] = {"username": demo.user_id, "password": password}
-    custodians = {d.org_id: d.user_id for d in DEMO_USERS if Role.CUSTODIAN in d.roles}
+    custodians: dict[str, str] = {}
+    for demo in DEMO_USERS:
+        if Role.CUSTODIAN in demo.roles:
+            custodians.setdefault(demo.org_id, demo.user_id)  # the first custodian registers
 
     def as_user(user_id: str) -> identity.Principal:
         with ctx.read() as session:

@@ -68,6 +68,8 @@ class HospitalSpec:
     seed: int
     #: Relative frequency of stages 0, I, II, III, IV at diagnosis.
     stage_weights: StageWeights
+    #: Custodian approvals an egress request touching this registry needs.
+    egress_reviews: int = 1
 
 
 HOSPITALS: Final = (
@@ -80,6 +82,8 @@ HOSPITALS: Final = (
         n_patients=30_000,
         seed=20_100_101,
         stage_weights=(0.20, 0.42, 0.27, 0.08, 0.03),
+        # Two independent reviewers (the demo's second Hanbit custodian makes this possible).
+        egress_reviews=2,
     ),
     # Tertiary referral hospital.
     HospitalSpec(
@@ -247,11 +251,12 @@ def registry_metadata(hospital: HospitalSpec) -> dict[str, Any]:
         "custodian_org": hospital.org_id,
         "tier": "enclave",
         "max_rows_per_person": 1,
+        "egress_reviews": hospital.egress_reviews,
         "columns": [
             identifier("patient_name", "drop"),
             identifier("rrn", "drop"),
             identifier("phone", "drop"),
-            identifier("mrn", "pseudonymise"),
+            identifier("mrn", "pseudonymise") | {"pattern": f"{hospital.mrn_prefix}[0-9]{{{MRN_DIGITS}}}"},
             categorical("sex", "quasi_identifier", SEXES),
             {
                 "name": "age_at_diagnosis",

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Forbidden, Invalid, NotFound
 from enclave_api.metadata import DatasetMetadata, conform_table, out_of_bounds, read_table
-from enclave_api.models import DataKey, Dataset, Organisation
+from enclave_api.models import DataKey, Dataset, Organisation, QuarantineBlob
 from enclave_api.roles import Role
 from enclave_api.services.identity import Principal
-from enclave_api.storage.store import StoredBlob
+from enclave_api.storage.store import StoredBlob, quarantine_context
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +146,23 @@ def rotate_kek(ctx: Enclave, actor: str) -> tuple[str, int]:
             data_key = provider.unwrap(key.kek_id, bytes(key.wrapped_key), key.dataset_id)
             key.kek_id, key.wrapped_key = provider.wrap(data_key, key.dataset_id)
             key.rewrapped_at = ctx.now()
+        # Egress files in quarantine are envelope-encrypted the same way.
+        blobs = list(session.scalars(select(QuarantineBlob).with_for_update()))
+        for blob in blobs:
+            old_ids.add(blob.kek_id)
+            context = quarantine_context(blob.sha256)
+            data_key = provider.unwrap(blob.kek_id, bytes(blob.wrapped_key), context)
+            blob.kek_id, blob.wrapped_key = provider.wrap(data_key, context)
         ctx.audit.append(
             session,
             "keys.rotated",
             actor,
             {"kek": new_id},
-            {"rewrapped": len(keys), "retired": sorted(old_ids - {new_id})},
+            {"rewrapped": len(keys) + len(blobs), "retired": sorted(old_ids - {new_id})},
         )
     with ctx.read() as session:
         in_use = set(session.scalars(select(DataKey.kek_id).distinct()))
+        in_use |= set(session.scalars(select(QuarantineBlob.kek_id).distinct()))
     # A key still referenced (e.g. wrapped by another process that had not yet seen the new KEK)
     # is kept; the next rotation retires it.
     provider.retire(old_ids - in_use - {new_id})

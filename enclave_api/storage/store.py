@@ -125,3 +125,8 @@ class EncryptedDatasetStore:
     def discard(self, blob_name: str) -> None:
         """Remove a blob whose registration did not commit."""
         (self.root / blob_name).unlink(missing_ok=True)
+
+
+def quarantine_context(sha256: str) -> str:
+    """The blob context (AAD and key-wrap context) of an egress file with this plaintext SHA-256."""
+    return f"egress-{sha256}"
