@@ -450,9 +450,8 @@ def pii_scan(
     ner: Annotated[bool, typer.Option(help="Also look for names in English prose (spaCy NER)")] = False,
 ) -> None:
     """Run the egress PII scanner on files: exit 0 clean, 3 findings, 2 unusable input."""
-    from privacy.pii import DenyList, PiiScanner
-
     from privacy.egress.runner import scan_pii
+    from privacy.pii import DenyList, PiiScanner
 
     if format not in ("text", "json"):
         err.print("[red]--format must be text or json[/red]")

@@ -25,7 +25,7 @@ from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
 from enclave_api.storage.store import EncryptedDatasetStore
-from privacy.egress import CheckWorker
+from privacy.egress.isolation import CheckWorker
 
 T = TypeVar("T")
 

@@ -17,12 +17,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privacy.egress.report import CheckReport, FileReport
-from privacy.egress.runner import CheckContext, SubmittedFile, run_checks
 from privacy.findings import Check, Finding, Severity
-from privacy.pii import DenyList, PiiScanner
+
+if TYPE_CHECKING:
+    from privacy.egress.context import CheckContext, SubmittedFile
 
 #: Address space of the worker (bounds what a decompression bomb that slipped past the limits can take).
 WORKER_MEMORY_BYTES = 4 << 30
@@ -38,6 +39,10 @@ def limit_resources(memory_bytes: int) -> None:
 def serve(conn: Connection, memory_bytes: int) -> None:
     """The worker's loop: ``(files, context, deny_key, deny_values)`` in, a report dict (or ``None``,
     meaning "send the deny-list values for this key") out."""
+    # Imported here: the API process itself never loads the scanners, only this worker does.
+    from privacy.egress.runner import run_checks
+    from privacy.pii import DenyList, PiiScanner
+
     limit_resources(memory_bytes)
     deny_lists: OrderedDict[str, DenyList] = OrderedDict()
     while True:

@@ -9,9 +9,11 @@ a separate, resource-limited process so that a parser or scanner crash blocks in
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from privacy.egress.context import CheckContext, SubmittedFile
 from privacy.egress.provenance import (
     MANIFEST_SUFFIX,
     ReleaseEvidence,
@@ -33,27 +35,11 @@ from privacy.files import (
 )
 from privacy.findings import Check, Finding, Severity
 from privacy.pii import PiiScanner
-from privacy.sdc import SdcRules, TableStats, check_model_output, check_table
+from privacy.sdc import SIDECAR_SUFFIX, TableStats, check_model_output, check_table
 
-SDC_SUFFIX = ".sdc.json"
+#: Findings kept per file and rule; beyond this one summary finding says how many more there were.
+MAX_FINDINGS_PER_RULE = 50
 TABULAR = frozenset({FileKind.CSV, FileKind.TSV, FileKind.PARQUET})
-
-
-@dataclass(frozen=True)
-class SubmittedFile:
-    name: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What the checks need to know beyond the files; built by the API from its database."""
-
-    releases: Mapping[str, ReleaseEvidence] = field(default_factory=dict)
-    mrn_patterns: tuple[str, ...] = ()
-    ner: bool = False
-    limits: Limits = field(default_factory=Limits)
-    sdc_rules: SdcRules = field(default_factory=SdcRules)
 
 
 def run_checks(files: Sequence[SubmittedFile], context: CheckContext, scanner: PiiScanner) -> CheckReport:
@@ -100,7 +86,7 @@ def scan_pii(name: str, data: bytes, scanner: PiiScanner, limits: Limits | None 
     if isinstance(intake, Finding):
         return FileReport(name, None, (intake,))
     kind, extracted = intake
-    return FileReport(name, str(kind), tuple(_pii(name, extracted, scanner)))
+    return FileReport(name, str(kind), _capped(_pii(name, extracted, scanner)))
 
 
 def _check_file(
@@ -119,7 +105,7 @@ def _check_file(
         dp_release = _provenance(name, manifest, extracted, context, findings)
     if dp_release is None:
         # Disclosure control, for everything that is not a verified DP release.
-        stats = _sidecar_stats(by_name.get(name + SDC_SUFFIX), name, findings)
+        stats = _sidecar_stats(by_name.get(name + SIDECAR_SUFFIX), name, findings)
         for text in extracted.texts:
             findings.extend(
                 check_model_output(text.text, file=name, location=text.location, rules=context.sdc_rules)
@@ -127,7 +113,7 @@ def _check_file(
         for table in extracted.tables:
             checked = check_table(table.table, file=name, stats=stats, rules=context.sdc_rules)
             findings.extend(_prefixed(checked, table.location))
-    return FileReport(name, str(kind), tuple(findings), dp_release)
+    return FileReport(name, str(kind), _capped(findings), dp_release)
 
 
 def _provenance(
@@ -176,6 +162,24 @@ def _sidecar_stats(sidecar: SubmittedFile | None, name: str, findings: list[Find
             )
         )
         return None
+
+
+def _capped(findings: list[Finding]) -> tuple[Finding, ...]:
+    """At most :data:`MAX_FINDINGS_PER_RULE` per (check, rule); the rest summarised, never dropped."""
+    kept: list[Finding] = []
+    counts: Counter[tuple[str, str]] = Counter()
+    for finding in findings:
+        key = (finding.check, finding.rule)
+        counts[key] += 1
+        if counts[key] <= MAX_FINDINGS_PER_RULE:
+            kept.append(finding)
+    for (check, rule), count in counts.items():
+        if count > MAX_FINDINGS_PER_RULE:
+            sample = next(f for f in findings if (f.check, f.rule) == (check, rule))
+            more = count - MAX_FINDINGS_PER_RULE
+            message = f"{more} more {rule} finding(s) in this file are not listed individually"
+            kept.append(replace(sample, location="file", message=message, excerpt="", suggestion=""))
+    return tuple(kept)
 
 
 def _prefixed(findings: list[Finding], location: str) -> list[Finding]:
