@@ -557,32 +557,29 @@ def _release(ctx: Enclave, session: Session, request: EgressRequest, subject: di
     report = request.report or {}
     file_reports = {f["name"]: f for f in report.get("files", [])}
     key = ctx.secrets.signing_key
-    body = {
+    files = [
+        {
+            "name": f.name,
+            "sha256": f.sha256,
+            "size": f.size,
+            "kind": f.kind,
+            "dp_release": file_reports.get(f.name, {}).get("dp_release"),
+        }
+        for f in _current_files(session, request)
+    ]
+    reviews = [
+        {"reviewer": r.reviewer_id, "org": r.org_id, "decision": r.decision, "at": rfc3339_utc(r.created_at)}
+        for r in _round_reviews(session, request)
+    ]
+    body: dict[str, Any] = {
         "egress_request": request.id,
         "requester": request.requester_id,
         "project": request.project_id,
         "round": request.round,
         "datasets": _dataset_ids(session, request.id),
-        "files": [
-            {
-                "name": f.name,
-                "sha256": f.sha256,
-                "size": f.size,
-                "kind": f.kind,
-                "dp_release": file_reports.get(f.name, {}).get("dp_release"),
-            }
-            for f in _current_files(session, request)
-        ],
+        "files": files,
         "checks": {"run": report.get("checks_run", []), "summary": report.get("summary", {})},
-        "reviews": [
-            {
-                "reviewer": r.reviewer_id,
-                "org": r.org_id,
-                "decision": r.decision,
-                "at": rfc3339_utc(r.created_at),
-            }
-            for r in _round_reviews(session, request)
-        ],
+        "reviews": reviews,
         "released_at": rfc3339_utc(now),
         "key_id": key_id(key.public_key()),
     }
@@ -597,8 +594,8 @@ def _release(ctx: Enclave, session: Session, request: EgressRequest, subject: di
         subject,
         {
             "round": request.round,
-            "files": [{"name": f["name"], "sha256": f["sha256"]} for f in body["files"]],
-            "reviewers": sorted({r["reviewer"] for r in body["reviews"]}),
+            "files": [{"name": f["name"], "sha256": f["sha256"]} for f in files],
+            "reviewers": sorted({r["reviewer"] for r in reviews}),
             "manifest_sha256": hashlib.sha256(canonical_json(body)).hexdigest(),
         },
     )

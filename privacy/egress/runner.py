@@ -69,14 +69,14 @@ def _pii(name: str, extracted: Extracted, scanner: PiiScanner) -> list[Finding]:
         findings.extend(_prefixed(scanner.scan_table(table.table, file=name), table.location))
     for image in extracted.images:
         try:
-            text = ocr_text(image.data)
+            recognised = ocr_text(image.data)
         except OcrUnavailable as exc:
             findings.append(Finding(Check.FILE, exc.rule, Severity.REVIEW, name, image.location, str(exc)))
         except FileRejected as exc:
             findings.append(Finding(Check.FILE, exc.rule, Severity.BLOCK, name, image.location, str(exc)))
         else:
             location = f"{image.location} (OCR)".strip()
-            findings.extend(scanner.scan_text(text, file=name, location=location))
+            findings.extend(scanner.scan_text(recognised, file=name, location=location))
     return findings
 
 

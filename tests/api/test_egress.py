@@ -300,26 +300,56 @@ def test_bad_files_block_the_request(
     assert {c["name"]: c["outcome"] for c in body["checks"]}["ok.txt"] == "pass"
 
 
+def _raw_multipart(filename: bytes, data: bytes, project: str) -> tuple[bytes, str]:
+    """A multipart body with the file name exactly as given (HTTP clients would escape it)."""
+    boundary = "enclave-test-boundary"
+    parts = [
+        b'--%s\r\nContent-Disposition: form-data; name="justification"\r\n\r\n%s\r\n'
+        % (boundary.encode(), JUSTIFICATION.encode()),
+        b'--%s\r\nContent-Disposition: form-data; name="project_id"\r\n\r\n%s\r\n'
+        % (boundary.encode(), project.encode()),
+        b'--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
+        b"Content-Type: text/csv\r\n\r\n%s\r\n" % (boundary.encode(), filename, data),
+        b"--%s--\r\n" % boundary.encode(),
+    ]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
 @pytest.mark.parametrize(
     "name",
     [
         "../x.csv",
+        "..",
         "/etc/passwd",
         "a\x00b.csv",
+        "a\x1bb.csv",
         "a\u202ecsv.txt",
         "x" * 300 + ".csv",
         "\uff52\uff45\uff53\uff55\uff4c\uff54.csv",
         "p\u0430tients.csv",
+        ".hidden.csv",
+        "",
     ],
 )
 def test_odd_file_names_are_refused_and_nothing_is_stored(
     airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str], name: str
 ) -> None:
     project = _grant(seeded_client, tokens)
-    response = _submit(seeded_client, tokens["researcher"], {name: b"a,b\n1,2\n"}, project)
+    body, content_type = _raw_multipart(name.encode(), b"a,b\n1,2\n", project)
+    headers = bearer(tokens["researcher"]) | {"Content-Type": content_type}
+    response = seeded_client.post("/v1/egress-requests", content=body, headers=headers)
     assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
     with airlock.read() as session:
         assert session.scalar(select(func.count()).select_from(EgressRequest)) == 0
+
+
+def test_korean_file_names_are_fine(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens)
+    body = _submit(seeded_client, tokens["researcher"], {"생존분석_결과.txt": b"median 61 months"}, project)
+    assert body.status_code == 201 and body.json()["files"][0]["name"] == "생존분석_결과.txt"
 
 
 def test_files_over_the_limit_are_413(
@@ -390,18 +420,20 @@ class HangingWorker(CheckWorker):
 
 
 @pytest.mark.parametrize(
-    ("worker_cls", "rule"), [(CrashingWorker, "scanner_crashed"), (HangingWorker, "scanner_timeout")]
+    ("worker_cls", "timeout", "rule"),
+    [(CrashingWorker, 120, "scanner_crashed"), (HangingWorker, 10, "scanner_timeout")],
 )
 def test_a_scanner_crash_or_hang_blocks_never_releases(
     seeded_enclave: Enclave,
     seeded_client: TestClient,
     tokens: dict[str, str],
     worker_cls: type[CheckWorker],
+    timeout: float,
     rule: str,
 ) -> None:
     project = _grant(seeded_client, tokens)
     own = seeded_enclave.egress_checks
-    seeded_enclave.egress_checks = worker_cls(timeout=3)
+    seeded_enclave.egress_checks = worker_cls(timeout=timeout)
     try:
         body = _submit(seeded_client, tokens["researcher"], {"clean.txt": b"nothing here"}, project).json()
     finally:
