@@ -51,7 +51,7 @@ def test_seeded_log_verifies(seeded_enclave: Enclave) -> None:
     seeded_enclave.checkpoint_now()
     result = _verify(seeded_enclave)
     assert result.ok, result
-    assert result.events == 27
+    assert result.events == 29
     assert result.checkpoints >= 1
 
 

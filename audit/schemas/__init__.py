@@ -13,7 +13,6 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
 
 _NAME = re.compile(r"^(?P<type>[a-z_]+(?:\.[a-z_]+)+)\.v(?P<version>\d+)\.json$")
 
@@ -22,32 +21,39 @@ class AuditSchemaError(ValueError):
     """An event does not match its type's schema, or its type has none: the append is refused."""
 
 
-class SchemaRegistry:
-    """Validators for every known event type, loaded once."""
+def shipped_schemas() -> dict[str, tuple[int, dict[str, Any]]]:
+    """Event type → (newest version, schema) of the schemas shipped in this package."""
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for entry in resources.files(__name__).iterdir():
+        match = _NAME.match(entry.name)
+        if not match:
+            continue
+        version = int(match["version"])
+        if match["type"] not in found or found[match["type"]][0] < version:
+            found[match["type"]] = (version, json.loads(entry.read_text(encoding="utf-8")))
+    return found
 
-    def __init__(self, validators: Mapping[str, tuple[int, Draft202012Validator]]) -> None:
-        self._validators = dict(validators)
-        # Appends sit on the hot path of every write: check with compiled validators (~100x
-        # faster) and use jsonschema only to explain a failure.
+
+class SchemaRegistry:
+    """Validators for every known event type, loaded once.
+
+    Appends sit on the hot path of every write, so events are checked with compiled validators
+    (fastjsonschema, ~100x faster); the full ``jsonschema`` library is imported only to explain a
+    failure (its import is slow, and every CLI command and API start loads this registry). That the
+    shipped schemas are valid Draft 2020-12 documents is checked by the test suite.
+    """
+
+    def __init__(self, schemas: Mapping[str, tuple[int, dict[str, Any]]]) -> None:
+        self._validators = dict(schemas)
         self._fast = {
-            event_type: fastjsonschema.compile(validator.schema)  # type: ignore[arg-type]
-            for event_type, (_version, validator) in self._validators.items()
+            event_type: fastjsonschema.compile(schema)
+            for event_type, (_version, schema) in self._validators.items()
         }
 
     @classmethod
     def load(cls) -> SchemaRegistry:
         """Load the schemas shipped in this package (newest version per type)."""
-        found: dict[str, tuple[int, Draft202012Validator]] = {}
-        for entry in resources.files(__name__).iterdir():
-            match = _NAME.match(entry.name)
-            if not match:
-                continue
-            schema = json.loads(entry.read_text(encoding="utf-8"))
-            Draft202012Validator.check_schema(schema)
-            version = int(match["version"])
-            if match["type"] not in found or found[match["type"]][0] < version:
-                found[match["type"]] = (version, Draft202012Validator(schema))
-        return cls(found)
+        return cls(shipped_schemas())
 
     @property
     def types(self) -> list[str]:
@@ -66,7 +72,10 @@ class SchemaRegistry:
             return
         except fastjsonschema.JsonSchemaException:
             pass
-        error = next(iter(entry[1].iter_errors({"subject": dict(subject), "details": dict(details)})), None)
+        from jsonschema import Draft202012Validator
+
+        event = {"subject": dict(subject), "details": dict(details)}
+        error = next(iter(Draft202012Validator(entry[1]).iter_errors(event)), None)
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise AuditSchemaError(f"{event_type} event invalid at {path}: {error.message}")

@@ -14,8 +14,6 @@ import re
 import warnings
 from typing import Any, Final
 
-import nbformat
-
 from privacy.files._base64 import MIN_RUN, decode_base64_payload
 from privacy.files._collector import Collector
 from privacy.files._embedded import IMAGE_TYPES, add_data_uris, add_payload, is_text_type
@@ -62,6 +60,10 @@ def add_notebook(collector: Collector, text: str) -> None:
 
 
 def _validate(collector: Collector, notebook: dict[str, Any]) -> None:
+    # Imported on first use: nbformat pulls in jsonschema, whose import takes seconds, and the API
+    # process (which imports this package for file-name checks) never parses notebooks itself.
+    import nbformat
+
     if notebook.get("nbformat") != 4:
         raise UnreadableFile("only nbformat 4 notebooks are accepted; save it with a current Jupyter")
     # validate() repairs missing and repeated cell ids with a warning; the repair is applied to a copy.

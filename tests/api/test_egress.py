@@ -29,6 +29,7 @@ from enclave_api.services import egress as egress_service
 from enclave_api.services.datasets import load_table
 from enclave_api.services.egress import verify_manifest
 from privacy.egress import CheckWorker
+from privacy.pii.romanize import family_spellings, romanize
 from tests.conftest import bearer
 
 REGISTRY = "hanbit_registry"  # its metadata asks for two independent egress reviews
@@ -532,3 +533,23 @@ def test_a_request_interrupted_mid_check_is_checked_again_on_recovery(
     with airlock.read() as session:
         request = session.get_one(EgressRequest, request_id)
         assert request.status == "in_review" and request.report is not None
+
+
+def test_romanised_names_and_identifiers_in_figures_are_found(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens)
+    ids = _registry_identifiers(airlock)
+    name = ids["patient_name"]
+    spellings = family_spellings(name[0])
+    romanised = f"{romanize(name[1:]).title()} {spellings[-1].upper()}"  # e.g. "Minjun KIM": given first
+    files = {
+        "letter.md": f"# Case\nPatient **{romanised}** relapsed in 2021.".encode(),
+        "scatter.png": _figure(f"outlier: {ids['phone']}"),
+    }
+    body = _submit(seeded_client, tokens["researcher"], files, project).json()
+    assert body["status"] == "blocked"
+    outcome = {c["name"]: c["outcome"] for c in body["checks"]}
+    assert outcome == {"letter.md": "block", "scatter.png": "block"}, json.dumps(body["checks"], indent=1)
+    findings = [f for c in body["checks"] for f in c["findings"] if c["name"] == "scatter.png"]
+    assert any("OCR" in f["location"] for f in findings)
