@@ -8,9 +8,11 @@ import base64
 import csv
 import io
 import json
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -553,3 +555,31 @@ def test_romanised_names_and_identifiers_in_figures_are_found(
     assert outcome == {"letter.md": "block", "scatter.png": "block"}, json.dumps(body["checks"], indent=1)
     findings = [f for c in body["checks"] for f in c["findings"] if c["name"] == "scatter.png"]
     assert any("OCR" in f["location"] for f in findings)
+
+
+def test_concurrent_approvals_release_exactly_once(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens)
+    request_id = _submit(seeded_client, tokens["researcher"], {"a.txt": b"median 61 months"}, project).json()[
+        "id"
+    ]
+    barrier = threading.Barrier(2)
+
+    def approve(role: str) -> int:
+        barrier.wait()
+        response = seeded_client.post(
+            f"/v1/egress-requests/{request_id}/reviews",
+            json={"decision": "approve"},
+            headers=bearer(tokens[role]),
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(approve, ["custodian", "custodian1b"]))
+    assert statuses == [200, 200]
+    final = seeded_client.get(
+        f"/v1/egress-requests/{request_id}", headers=bearer(tokens["researcher"])
+    ).json()
+    assert final["status"] == "released" and len(final["reviews"]) == 2
+    assert _audit_types(airlock).count("egress.released") == 1
