@@ -11,7 +11,6 @@ download the files. Every state change writes its audit event in the same transa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -21,9 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from privacy.files import FileRejected, Limits, validate_name
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -48,9 +45,11 @@ from enclave_api.services.datasets import dataset_metadata, load_table
 from enclave_api.services.identity import Principal
 from enclave_api.services.projects import get_visible_project
 from enclave_api.services.releases import release_body, verify_release
+from enclave_api.signing import sign_document, verify_document
 from enclave_api.states import EgressStatus, check_transition
 from enclave_api.storage.store import StoredBlob, quarantine_context
 from privacy.egress import MANIFEST_SUFFIX, CheckContext, ReleaseEvidence, SubmittedFile, manifest_release_id
+from privacy.files import FileRejected, Limits, validate_name
 
 SIGNING_DOMAIN = b"enclave-egress/v1\n"
 DECISIONS = ("approve", "reject", "changes_requested")
@@ -539,16 +538,12 @@ def review(ctx: Enclave, principal: Principal, request_id: str, decision: str, c
 
 
 def sign_manifest(body: dict[str, Any], key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(key.sign(SIGNING_DOMAIN + canonical_json(body))).decode()
+    return sign_document(SIGNING_DOMAIN, body, key)
 
 
 def verify_manifest(body: dict[str, Any], signature: str, public_key: Ed25519PublicKey) -> bool:
     """True iff ``signature`` is the enclave's signature over exactly this egress manifest."""
-    try:
-        public_key.verify(base64.b64decode(signature, validate=True), SIGNING_DOMAIN + canonical_json(body))
-    except (InvalidSignature, ValueError):
-        return False
-    return body.get("key_id") == key_id(public_key)
+    return verify_document(SIGNING_DOMAIN, body, signature, public_key)
 
 
 def _release(ctx: Enclave, session: Session, request: EgressRequest, subject: dict[str, str]) -> None:

@@ -10,7 +10,6 @@ reservation is refunded; any other failure keeps the budget spent.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import threading
 from collections import OrderedDict
@@ -19,7 +18,6 @@ from datetime import timedelta
 from typing import Any
 
 import polars as pl
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -34,6 +32,7 @@ from enclave_api.services.access import active_grant
 from enclave_api.services.datasets import dataset_metadata, get_dataset, load_table
 from enclave_api.services.identity import Principal
 from enclave_api.services.projects import is_member
+from enclave_api.signing import sign_document, verify_document
 from privacy.dp import PrivacyCheckError, QueryError, QueryRequest, QueryResult, run_query, validate_against
 
 SIGNING_DOMAIN = b"enclave-release/v1\n"
@@ -63,16 +62,12 @@ def release_body(release: Release) -> dict[str, Any]:
 
 
 def sign_release(body: dict[str, Any], key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(key.sign(SIGNING_DOMAIN + canonical_json(body))).decode()
+    return sign_document(SIGNING_DOMAIN, body, key)
 
 
 def verify_release(body: dict[str, Any], signature: str, public_key: Ed25519PublicKey) -> bool:
     """True iff ``signature`` is the enclave's signature over exactly ``body``."""
-    try:
-        public_key.verify(base64.b64decode(signature, validate=True), SIGNING_DOMAIN + canonical_json(body))
-    except (InvalidSignature, ValueError):
-        return False
-    return body.get("key_id") == key_id(public_key)
+    return verify_document(SIGNING_DOMAIN, body, signature, public_key)
 
 
 @dataclass(frozen=True)
