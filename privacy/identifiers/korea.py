@@ -182,3 +182,99 @@ def is_korean_mobile(s: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def frn_check_digit(first12: str) -> int:
+    """Return the check digit of a foreign resident's registration number (외국인등록번호).
+
+    Registration numbers of foreign residents issued before October 2020 carry the RRN's weighted
+    sum shifted by two: ``(13 - sum mod 11) mod 10``. (:func:`is_valid_rrn` checks the RRN digit for
+    them; scanners accept either.)
+
+    >>> frn_check_digit("880307512356")
+    6
+    """
+    return (rrn_check_digit(first12) + 2) % 10
+
+
+#: Weights of the first nine digits of a business registration number (사업자등록번호).
+BRN_WEIGHTS: Final = (1, 3, 7, 1, 3, 7, 1, 3, 5)
+
+
+def brn_check_digit(first9: str) -> int:
+    """Return the check digit for the first nine digits of a business registration number.
+
+    The ninth digit counts with weight 5 plus the tens of that product (National Tax Service rule).
+
+    >>> brn_check_digit("124810099")
+    8
+    """
+    if len(first9) != 9 or not first9.isascii() or not first9.isdigit():
+        raise ValueError("expected exactly 9 ASCII digits")
+    digits = [int(digit) for digit in first9]
+    total = sum(digit * weight for digit, weight in zip(digits, BRN_WEIGHTS, strict=True))
+    total += digits[8] * 5 // 10
+    return (10 - total % 10) % 10
+
+
+def is_valid_brn(s: str) -> bool:
+    """Tell whether ``s`` is a business registration number ``NNN-NN-NNNNN`` with a right check digit.
+
+    The hyphens are optional; nothing else is accepted.
+
+    >>> is_valid_brn("124-81-00998"), is_valid_brn("1248100998"), is_valid_brn("124-81-00997")
+    (True, True, False)
+    """
+    match = re.fullmatch(r"([0-9]{3})-?([0-9]{2})-?([0-9]{5})", s.strip())
+    if match is None:
+        return False
+    digits = "".join(match.groups())
+    return brn_check_digit(digits[:9]) == int(digits[9])
+
+
+#: Area codes of Korean geographic landlines, plus 070 (internet telephony, 인터넷전화).
+LANDLINE_AREA_CODES: Final = frozenset(
+    {"02", "031", "032", "033", "041", "042", "043", "044", "051", "052", "053", "054", "055"}
+    | {"061", "062", "063", "064", "070"}
+)
+
+
+def normalize_korean_landline(s: str) -> str:
+    """Return a Korean landline number in the canonical domestic form ``0AA-XXXX-XXXX``.
+
+    Accepts the same separators and country-code forms as :func:`normalize_korean_mobile`. The
+    subscriber part has seven or eight digits (eight for 070) and never starts with 0 or 1.
+    Raises ``ValueError``.
+
+    >>> normalize_korean_landline("+82 2-2345-6789")
+    '02-2345-6789'
+    >>> normalize_korean_landline("031.234.5678")
+    '031-234-5678'
+    """
+    digits = _MOBILE_SEPARATORS.sub("", s.strip().replace("(0)", ""))
+    digits = digits.removeprefix("+")
+    if digits.startswith("82"):
+        digits = "0" + digits[2:].removeprefix("0")
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError("a landline number has only digits and separators")
+    area = digits[:2] if digits.startswith("02") else digits[:3]
+    if area not in LANDLINE_AREA_CODES:
+        raise ValueError(f"not a Korean landline area code: {area}")
+    subscriber = digits[len(area) :]
+    allowed_lengths = (8,) if area == "070" else (7, 8)
+    if len(subscriber) not in allowed_lengths or subscriber[0] in "01":
+        raise ValueError("wrong number of subscriber digits or invalid exchange")
+    return f"{area}-{subscriber[:-4]}-{subscriber[-4:]}"
+
+
+def is_korean_landline(s: str) -> bool:
+    """Tell whether ``s`` is a Korean landline (or 070) number in any accepted notation.
+
+    >>> is_korean_landline("02-2345-6789"), is_korean_landline("02-1234-5678")
+    (True, False)
+    """
+    try:
+        normalize_korean_landline(s)
+    except ValueError:
+        return False
+    return True

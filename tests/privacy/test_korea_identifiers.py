@@ -12,9 +12,14 @@ from privacy.identifiers.korea import (
     MOBILE_PATTERN,
     RRN_PATTERN,
     RrnInfo,
+    brn_check_digit,
     format_rrn,
+    frn_check_digit,
+    is_korean_landline,
     is_korean_mobile,
+    is_valid_brn,
     is_valid_rrn,
+    normalize_korean_landline,
     normalize_korean_mobile,
     normalize_rrn,
     parse_rrn,
@@ -181,3 +186,61 @@ def test_doctests() -> None:
     result = doctest.testmod(korea)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_frn_check_digit_is_the_rrn_one_shifted_by_two() -> None:
+    assert frn_check_digit("880307512356") == 6
+    assert rrn_check_digit("880307512356") == 4
+    for first12 in ("120815812356", "701225598706", "000229712356"):
+        assert frn_check_digit(first12) == (rrn_check_digit(first12) + 2) % 10
+
+
+@pytest.mark.parametrize(
+    ("brn", "valid"),
+    [
+        ("124-81-00998", True),
+        ("1248100998", True),
+        (" 220-81-02765 ", True),
+        ("101-86-00011", True),
+        ("124-81-00997", False),
+        ("124-8100-998", False),
+        ("124-81-0099", False),
+        ("124 81 00998", False),
+        ("", False),
+    ],
+)
+def test_is_valid_brn(brn: str, valid: bool) -> None:
+    assert is_valid_brn(brn) is valid
+
+
+def test_brn_check_digit_counts_the_tens_of_the_ninth_product() -> None:
+    assert brn_check_digit("124810099") == 8  # 9 x 5 = 45 adds 4 + 45
+    with pytest.raises(ValueError, match="9 ASCII digits"):
+        brn_check_digit("12481009")
+
+
+LANDLINE_CASES = [
+    ("02-2345-6789", "02-2345-6789"),
+    ("02-234-5678", "02-234-5678"),
+    ("0223456789", "02-2345-6789"),
+    ("031.234.5678", "031-234-5678"),
+    ("+82 2 2345 6789", "02-2345-6789"),
+    ("+82 (0)64-723-4567", "064-723-4567"),
+    ("070-2345-6789", "070-2345-6789"),
+    ("070-234-5678", None),  # internet telephony has eight subscriber digits
+    ("02-1234-5678", None),  # exchange starting with 1
+    ("035-234-5678", None),  # no such area code
+    ("010-2345-6789", None),  # a mobile number
+    ("02-2345-67", None),  # six subscriber digits
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("number", "canonical"), LANDLINE_CASES)
+def test_korean_landline(number: str, canonical: str | None) -> None:
+    assert is_korean_landline(number) is (canonical is not None)
+    if canonical is None:
+        with pytest.raises(ValueError):  # noqa: PT011 - several reasons, all ValueError
+            normalize_korean_landline(number)
+    else:
+        assert normalize_korean_landline(number) == canonical
