@@ -4,8 +4,11 @@ PYTHON ?= $(shell bash scripts/find-python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .enclave
+# Python runtime of the sandboxed notebook sessions (built from Debian's python3, readable by them).
+RUNTIME_DIR ?= /opt/enclave-runtime
+CHP := .hub/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up test bench lint venv system-deps clean
+.PHONY: up test bench lint venv system-deps runtime clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-model.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,14 +23,20 @@ venv: $(VENV)/.installed
 system-deps:
 	@bash scripts/system-deps.sh
 
-up: venv system-deps
+runtime: system-deps
+	@bash scripts/build-runtime.sh $(RUNTIME_DIR)
+
+$(CHP):
+	npm install --prefix .hub --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
+
+up: venv system-deps runtime $(CHP)
 	@test -f $(DATA_DIR)/demo-tokens.json || $(VENV)/bin/enclave demo seed --data-dir $(DATA_DIR)
 	$(VENV)/bin/enclave up --data-dir $(DATA_DIR)
 
-test: venv system-deps
+test: venv system-deps runtime $(CHP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: venv system-deps
+bench: venv system-deps runtime
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lint: venv

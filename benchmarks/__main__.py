@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_api_query, bench_audit_append, bench_audit_verify, bench_dp, bench_pii
+from benchmarks import (
+    bench_api_query,
+    bench_audit_append,
+    bench_audit_verify,
+    bench_dp,
+    bench_pii,
+    bench_sandbox,
+)
 
 
 def main() -> None:
@@ -17,8 +24,10 @@ def main() -> None:
     bench_dp.main()
     print("\n== DP queries end to end: POST /v1/queries on WDBC through a live server ==", flush=True)
     bench_api_query.main([])
-    print("\n== egress PII scanner: quality on a labelled corpus, speed vs Presidio's batch engine ==", flush=True)
+    print("\n== egress PII scanner: labelled corpus quality; speed vs Presidio's batch engine ==", flush=True)
     bench_pii.main([])
+    print("\n== notebook sandboxes: spawn-to-ready, stop, 10 concurrent sessions ==", flush=True)
+    bench_sandbox.main([])
 
 
 if __name__ == "__main__":

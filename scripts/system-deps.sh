@@ -3,6 +3,11 @@
 set -euo pipefail
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+# The notebook sandbox: bubblewrap, nftables, and Debian's python3 venv for the session runtime.
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # OCR of figures at egress (PNG/JPEG outputs are scanned for identifiers), English and Korean.
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 [[ -e /usr/share/tesseract-ocr/5/tessdata/kor.traineddata ]] || need+=(tesseract-ocr-kor)
