@@ -104,6 +104,7 @@ def test_a_dead_server_is_seen_by_poll_and_cleaned_by_stop(places: sandbox.Place
     assert asyncio.run(spawner.poll()) is None
     proc.kill()
     proc.wait()
-    assert wait_until(lambda: asyncio.run(spawner.poll()) == 0)
+    assert wait_until(lambda: asyncio.run(spawner.poll()) is not None)
     asyncio.run(spawner.stop())
-    assert resources_of(places, session.name) == []
+    # The sandbox's own init may linger as a zombie for a moment on a loaded machine.
+    assert wait_until(lambda: resources_of(places, session.name) == []), resources_of(places, session.name)
