@@ -135,6 +135,9 @@ class CheckWorker:
                 self._stop()
                 detail = f" (exit code {code})" if code is not None else ""
                 return _failed(files, "scanner_crashed", f"the checks crashed{detail}: {type(exc).__name__}")
+            except Exception as exc:  # deny by default: whatever went wrong, nothing passes unchecked
+                self._stop()
+                return _failed(files, "scanner_error", f"the checks could not run: {type(exc).__name__}")
         return CheckReport.from_dict(result)
 
 

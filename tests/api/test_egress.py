@@ -583,3 +583,20 @@ def test_concurrent_approvals_release_exactly_once(
     ).json()
     assert final["status"] == "released" and len(final["reviews"]) == 2
     assert _audit_types(airlock).count("egress.released") == 1
+
+
+def test_an_unreadable_dataset_for_the_deny_list_blocks_instead_of_skipping_the_check(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens)
+    # A fresh worker that has no deny-list yet must build one; make the registry's ciphertext unreadable.
+    airlock.egress_checks = CheckWorker(timeout=300)
+    try:
+        with airlock.read() as session:
+            blob = session.get_one(Dataset, REGISTRY).blob_name
+        (airlock.settings.store_dir / blob).write_bytes(b"garbage")
+        body = _submit(seeded_client, tokens["researcher"], {"a.txt": b"median 61 months"}, project).json()
+    finally:
+        airlock.egress_checks.close()
+    assert body["status"] == "blocked"
+    assert ("a.txt", "file", "scanner_error") in _rules(body)
