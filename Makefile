@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .enclave
 # Python runtime of the sandboxed notebook sessions (built from Debian's python3, readable by them).
 RUNTIME_DIR ?= /opt/enclave-runtime
+export ENCLAVE_RUNTIME_DIR := $(RUNTIME_DIR)
 CHP := .hub/node_modules/.bin/configurable-http-proxy
 
 .PHONY: up test bench lint venv system-deps runtime clean
