@@ -600,3 +600,47 @@ def test_an_unreadable_dataset_for_the_deny_list_blocks_instead_of_skipping_the_
         airlock.egress_checks.close()
     assert body["status"] == "blocked"
     assert ("a.txt", "file", "scanner_error") in _rules(body)
+
+
+def test_malformed_submissions_are_clear_422s(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens, dataset="wdbc")
+    headers = bearer(tokens["researcher"])
+    airlock.settings.egress_max_files = 3
+    too_many = _submit(seeded_client, tokens["researcher"], {f"f{i}.txt": b"x" for i in range(4)}, project)
+    no_files = seeded_client.post(
+        "/v1/egress-requests", data={"justification": JUSTIFICATION, "project_id": project}, headers=headers
+    )
+    blank_reason = seeded_client.post(
+        "/v1/egress-requests",
+        files=[("files", ("a.txt", b"x"))],
+        data={"justification": "   ", "project_id": project},
+        headers=headers,
+    )
+    twice = seeded_client.post(
+        "/v1/egress-requests",
+        files=[("files", ("a.txt", b"x")), ("files", ("a.txt", b"y"))],
+        data={"justification": JUSTIFICATION, "project_id": project},
+        headers=headers,
+    )
+    unknown_project = _submit(seeded_client, tokens["researcher"], {"a.txt": b"x"}, "p-000000000000")
+    bad_review = seeded_client.post(
+        "/v1/egress-requests/eg-000000000000/reviews",
+        json={"decision": "maybe"},
+        headers=bearer(tokens["custodian"]),
+    )
+    for response, status in (
+        (too_many, 422),
+        (no_files, 422),
+        (blank_reason, 422),
+        (twice, 422),
+        (unknown_project, 404),
+        (bad_review, 422),
+    ):
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    with airlock.read() as session:
+        assert session.scalar(select(func.count()).select_from(EgressRequest)) == 0
+    anonymous = seeded_client.get("/v1/egress-requests")
+    assert anonymous.status_code == 401
