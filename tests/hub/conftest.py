@@ -2,8 +2,9 @@
 
 Fixtures:
 
-* ``host_checked`` — skips the tier unless running as root; fails when root but the sandbox tools
-  or the session runtime (``scripts/build-runtime.sh``) are missing.
+* ``host_checked`` — fails the tier (never skips it) unless running as root with the sandbox tools
+  and the session runtime (``scripts/build-runtime.sh``) in place: `make test` runs as root here
+  and in CI, and a sandbox suite that silently did not run would prove nothing.
 * ``loopback_services`` — the stand-in enclave API and hub API on ``127.0.0.1`` (the hub one answers
   the single-user server's version check and activity reports) and a TCP listener on every host
   address at a port no session may reach (see ``support.py``).
@@ -43,7 +44,7 @@ from tests.hub.support import (
 @pytest.fixture(scope="session")
 def host_checked() -> None:
     if os.geteuid() != 0:
-        pytest.skip("sandbox tier needs root (network namespaces, nftables, uids)")
+        pytest.fail("the sandbox tier needs root (network namespaces, nftables, uids): run make test as root")
     try:
         sandbox.check_host()
     except sandbox.SandboxUnavailable as exc:
