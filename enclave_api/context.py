@@ -21,6 +21,7 @@ from audit.store import AuditLog, pending_checkpoints
 from enclave_api.db import Database
 from enclave_api.errors import ConfigurationError
 from enclave_api.groupcommit import GroupCommitter
+from enclave_api.hub.control import SessionControl, make_session_control
 from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
@@ -48,11 +49,17 @@ class Enclave:
     quarantine: EncryptedDatasetStore = field(init=False)
     #: The isolated worker process that runs the automatic egress checks (started on first use).
     egress_checks: CheckWorker = field(init=False)
+    #: How servers of ended notebook sessions are stopped (the hub's REST API, or nothing).
+    session_control: SessionControl = field(init=False)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self)
         self.quarantine = EncryptedDatasetStore(self.settings.quarantine_dir, self.secrets.key_provider)
         self.egress_checks = CheckWorker(timeout=self.settings.egress_check_timeout_seconds)
+        hub_token = self.settings.hub_api_token
+        self.session_control = make_session_control(
+            self.settings.hub_api_url, hub_token.get_secret_value() if hub_token else None
+        )
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Enclave:

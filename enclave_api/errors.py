@@ -21,6 +21,10 @@ class Unauthenticated(EnclaveError):
     status, title = 401, "Unauthenticated"
 
 
+class LoginFailed(Unauthenticated):
+    """A password login was refused (already audited as ``auth.login_failed``)."""
+
+
 class Forbidden(EnclaveError):
     status, title = 403, "Forbidden"
 

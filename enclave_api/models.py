@@ -304,3 +304,27 @@ class EgressReview(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("request_id", "round", "reviewer_id"),)
+
+
+class NotebookSession(Base):
+    """A sandboxed notebook server and the credential it holds (issued to the hub at spawn).
+
+    The session token (an :class:`ApiToken` of kind ``session``) works only from ``address`` and only
+    while the session is open; it ends when the hub stops the server, when any grant of the user's
+    projects stops being active, or at ``expires_at``.
+    """
+
+    __tablename__ = "notebook_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), unique=True)
+    server: Mapped[str] = mapped_column(String(255), default="")  # JupyterHub server name ("" = default)
+    address: Mapped[str | None] = mapped_column(String(45))  # the session's IP as the API sees it
+    grant_ids: Mapped[list[str]] = mapped_column(JSON)  # active when it started (for the record)
+    started_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    #: False while the hub still has to be told to stop the server (retried until it confirms).
+    server_stopped: Mapped[bool] = mapped_column(Boolean, default=False)

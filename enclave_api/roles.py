@@ -11,6 +11,8 @@ class Role(StrEnum):
     CUSTODIAN = "custodian"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    #: The JupyterHub service account: logs users in, opens and ends notebook sessions. Never a person.
+    HUB = "hub"
 
 
 def new_id(prefix: str) -> str:

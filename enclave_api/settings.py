@@ -75,11 +75,25 @@ class Settings(BaseSettings):
     egress_check_timeout_seconds: float = Field(
         300.0, gt=0, description="Automatic checks running longer block the request (as a failure)"
     )
+    session_max_hours: float = Field(
+        12.0, gt=0, le=168, description="Longest life of a notebook session's credential (then it respawns)"
+    )
+    session_check_seconds: float = Field(
+        10.0, gt=0, description="How often sessions whose grants ended (expiry) are looked for and ended"
+    )
+    hub_api_url: str | None = Field(
+        None,
+        description="JupyterHub REST API (e.g. http://127.0.0.1:8081/hub/api); the API stops servers "
+        "through it when a session must end. Unset: session credentials are still revoked at once.",
+    )
+    hub_api_token: SecretStr | None = Field(
+        None, description="Token of the enclave-api service registered in JupyterHub (needs hub_api_url)"
+    )
     pii_ner: bool = Field(
         False, description="Also run spaCy NER (names in English prose) at egress; findings go to review"
     )
 
-    @field_validator("token_pepper", "pseudonym_key")
+    @field_validator("token_pepper", "pseudonym_key", "hub_api_token")
     @classmethod
     def _reject_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:

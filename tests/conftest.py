@@ -158,3 +158,38 @@ def tokens(seeded_enclave: Enclave) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, Any]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def session_token(enclave: Enclave, user_id: str, address: str | None = None) -> str:
+    """The credential of a notebook session opened for ``user_id``, as the hub gets it at spawn.
+
+    Without ``address`` the credential is not bound to a caller address (TestClient calls come from
+    "testclient"); the hub always binds it to the sandbox's address.
+    """
+    from enclave_api.services import sessions
+    from enclave_api.services.identity import Principal
+
+    hub = Principal(
+        id="hub", name="JupyterHub", org_id="operator", roles=("hub",), token_id="local", token_kind="api"
+    )
+    with enclave.write() as session:
+        return sessions.start(enclave, session, hub, user_id, "", address).token
+
+
+@pytest.fixture
+def researcher_session(seeded_enclave: Enclave) -> str:
+    """A notebook session's credential for the demo researcher (minji.park)."""
+    return session_token(seeded_enclave, "minji.park")
+
+
+def audit_events(enclave: Enclave, event_type: str) -> list[dict[str, Any]]:
+    """The audit events of one type, decoded, oldest first."""
+    from sqlalchemy import select
+
+    from audit.store import AuditEvent
+
+    with enclave.read() as session:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.type == event_type).order_by(AuditEvent.index)
+        )
+        return [json.loads(row.canonical) for row in rows]

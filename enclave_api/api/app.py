@@ -12,15 +12,39 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from enclave_api.api import problems
 from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
-from enclave_api.api.routes import access, audit, datasets, egress, health, me, projects, queries, records
+from enclave_api.api.routes import (
+    access,
+    audit,
+    datasets,
+    egress,
+    health,
+    me,
+    projects,
+    queries,
+    records,
+    sessions,
+)
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
 from enclave_api.services import egress as egress_service
+from enclave_api.services import sessions as sessions_service
 from enclave_api.services.releases import recover_interrupted
 from enclave_api.settings import Settings
 
 API_TITLE = "Secure data enclave API"
 log = logging.getLogger("enclave.api")
+
+
+async def _session_reaper(enclave: Enclave) -> None:
+    """End sessions whose grants expired or ended, and stop their servers, every few seconds."""
+    while True:
+        await asyncio.sleep(enclave.settings.session_check_seconds)
+        try:
+            ended = await asyncio.to_thread(sessions_service.reap, enclave)
+            if ended:
+                log.info("ended notebook sessions", extra={"sessions": ended})
+        except Exception:
+            log.exception("session reaper failed")
 
 
 async def _checkpoint_timer(enclave: Enclave) -> None:
@@ -52,11 +76,18 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
             app.state.egress_recovery = asyncio.create_task(
                 asyncio.to_thread(egress_service.recover_interrupted, app.state.enclave)
             )
-        timer = asyncio.create_task(_checkpoint_timer(app.state.enclave)) if owned else None
+        timers = (
+            [
+                asyncio.create_task(_checkpoint_timer(app.state.enclave)),
+                asyncio.create_task(_session_reaper(app.state.enclave)),
+            ]
+            if owned
+            else []
+        )
         try:
             yield
         finally:
-            if timer is not None:
+            for timer in timers:
                 timer.cancel()
             if owned:
                 app.state.enclave.close()  # signs the shutdown checkpoint
@@ -77,6 +108,8 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         queries.router,
         egress.router,
         audit.router,
+        sessions.hub_router,
+        sessions.sessions_router,
     ):
         app.include_router(router)
 

@@ -44,7 +44,8 @@ def current_principal(
         raise Unauthenticated("missing bearer token")
     now = enclave.now()
     with enclave.read() as session:
-        principal = authenticate(enclave, session, credentials.credentials, now)
+        address = request.client.host if request.client else None
+        principal = authenticate(enclave, session, credentials.credentials, now, address)
     if principal.token_use_due(now):
         record_token_use(enclave, principal)
     request.state.principal = principal
@@ -52,6 +53,17 @@ def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def session_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must use a notebook session's credential (from inside that session)."""
+    if principal.token_kind != "session":  # noqa: S105 - a token kind, not a secret
+        raise Forbidden("only from inside a notebook session (JupyterHub), never with an API token")
+    return principal
+
+
+#: For the ``x-session-only`` endpoints: records and egress submissions.
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
 
 
 def require_role(*roles: Role) -> Callable[[Principal], Principal]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit.schemas import AuditSchemaError
-from enclave_api.errors import EnclaveError, IntegrityFailure
+from enclave_api.errors import EnclaveError, IntegrityFailure, LoginFailed
 
 log = logging.getLogger("enclave.api")
 
@@ -33,11 +36,73 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return f"{first['field']}: {first['message']}", errors
 
 
+class DenialRecorder:
+    """Decides which refused calls (401/403) become ``access.denied`` audit events.
+
+    The first refusal of a kind — same status, caller address, user and reason — is recorded at once;
+    repeats within ``window`` seconds are counted and folded into the next event of that kind
+    (``repeats``), so a client hammering the API cannot flood the log.
+    """
+
+    def __init__(self, window: float = 60.0, max_keys: int = 10_000) -> None:
+        self.window, self.max_keys = window, max_keys
+        self._seen: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[Any, ...]) -> int:
+        """How many calls the event for ``key`` should stand for now (0: fold it into a later one)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self.window:
+                self._seen[key] = (last[0], last[1] + 1)
+                return 0
+            if len(self._seen) >= self.max_keys:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
+            self._seen[key] = (now, 0)
+            return 1 + (last[1] if last is not None else 0)
+
+
+def record_denial(request: Request, exc: EnclaveError, recorder: DenialRecorder) -> None:
+    """Audit a refused call: who (if known), from where, what, and why."""
+    enclave = getattr(request.app.state, "enclave", None)
+    if enclave is None:
+        return
+    principal = getattr(request.state, "principal", None)
+    address = request.client.host if request.client else None
+    user = principal.id if principal is not None else None
+    repeats = recorder.take((exc.status, address, user, exc.detail))
+    if not repeats:
+        return
+    subject = {"user": user, "token": principal.token_id if principal is not None else None}
+    details = {
+        "status": exc.status,
+        "method": request.method[:16],
+        "path": request.url.path[:300],
+        "reason": exc.detail[:500],
+        "address": address[:45] if address else None,
+        "token_kind": principal.token_kind if principal is not None else None,
+        "repeats": repeats,
+    }
+    try:
+        enclave.transact(
+            lambda session: enclave.audit.append(
+                session, "access.denied", user or "anonymous", subject, details
+            )
+        )
+    except Exception:
+        log.exception("could not audit a refused call", extra={"path": request.url.path})
+
+
 def install(app: FastAPI) -> None:
+    denials = DenialRecorder()
+
     @app.exception_handler(EnclaveError)
     async def _enclave(request: Request, exc: EnclaveError) -> JSONResponse:
         if isinstance(exc, IntegrityFailure):
             log.error("integrity failure", extra={"detail": exc.detail, "path": request.url.path})
+        if exc.status in (401, 403) and not isinstance(exc, LoginFailed):
+            await run_in_threadpool(record_denial, request, exc, denials)
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
 
     @app.exception_handler(AuditSchemaError)

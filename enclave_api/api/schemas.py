@@ -176,3 +176,45 @@ class EgressRequestSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     released_at: datetime | None
+
+
+class HubLogin(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class HubUserPublic(BaseModel):
+    """What the hub needs to know of a user: identity, roles, and the grants a session would carry."""
+
+    id: str
+    name: str
+    roles: list[str]
+    org: str
+    disabled: bool
+    grants: list[GrantPublic]
+
+
+class SessionCreate(Strict):
+    user: Id
+    server: Annotated[str, StringConstraints(max_length=255)] = ""
+    address: Annotated[str, StringConstraints(max_length=45)] | None = None
+
+
+class SessionPublic(BaseModel):
+    id: str
+    user: str
+    server: str
+    address: str | None
+    grants: list[str]
+    started_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class SessionStarted(SessionPublic):
+    token: str = Field(description="The session's credential: shown once, handed to the sandbox only")
+
+
+class SessionEnd(Strict):
+    reason: Literal["stopped"] = "stopped"

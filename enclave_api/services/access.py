@@ -17,6 +17,7 @@ from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Forbidden, Invalid, NotFound
 from enclave_api.models import AccessRequest, Dataset, Grant
 from enclave_api.roles import Role, new_id
+from enclave_api.services import sessions
 from enclave_api.services.datasets import get_dataset
 from enclave_api.services.identity import Principal
 from enclave_api.services.projects import get_visible_project, is_member, member_project_ids
@@ -260,6 +261,8 @@ def revoke_grant(
         {"grant": grant.id, "project": grant.project_id, "dataset": grant.dataset_id},
         {"reason": grant.revoke_reason, "was": grant.status_at(grant.revoked_at)},
     )
+    # Sessions that may hold its records end with it (their servers are stopped after the commit).
+    sessions.end_for_grant(ctx, session, principal.id, grant, sessions.EndReason.GRANT_REVOKED)
     return grant
 
 

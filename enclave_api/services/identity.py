@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Invalid, NotFound, Unauthenticated
-from enclave_api.models import ApiToken, Organisation, User, UserRole
+from enclave_api.models import ApiToken, NotebookSession, Organisation, User, UserRole
 from enclave_api.roles import Role
 
 TOKEN_PREFIX = "enc_"  # noqa: S105 - a prefix, not a secret
@@ -117,7 +117,9 @@ def issue_token(
     name: str = "api",
     days: int | None = None,
     kind: str = "api",
+    expires_at: datetime | None = None,
 ) -> IssuedToken:
+    """A new token for ``user_id``, valid ``days`` (or until ``expires_at``, for session tokens)."""
     user = session.get(User, user_id)
     if user is None or user.disabled:
         raise NotFound(f"user {user_id} does not exist or is disabled")
@@ -126,6 +128,8 @@ def issue_token(
         raise Invalid("token lifetime must be between 1 and 365 days", field="days")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = ctx.now()
+    if expires_at is None:
+        expires_at = now + timedelta(days=days)
     record = ApiToken(
         id=f"tok-{secrets.token_hex(6)}",
         user_id=user_id,
@@ -133,7 +137,7 @@ def issue_token(
         name=name,
         kind=kind,
         created_at=now,
-        expires_at=now + timedelta(days=days),
+        expires_at=expires_at,
     )
     session.add(record)
     ctx.audit.append(
@@ -155,6 +159,48 @@ def revoke_token(ctx: Enclave, session: Session, actor: str, token_id: str) -> A
     record.revoked_at = ctx.now()
     ctx.audit.append(session, "token.revoked", actor, {"user": record.user_id, "token": token_id})
     return record
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """A password login: the user when it succeeded, else why not (for the audit log only)."""
+
+    user: User | None
+    failure: str | None = None
+
+
+_dummy_hash: list[str] = []
+
+
+def login(ctx: Enclave, session: Session, username: str, password: str, via: str = "hub") -> LoginOutcome:
+    """Check a password and audit the attempt (``auth.login`` or ``auth.login_failed``) in ``session``.
+
+    Unknown users cost the same Argon2 verification as known ones, so timing does not tell them apart.
+    The caller commits the audit event before it answers, also for a failure.
+    """
+    user = session.get(User, username) if _USER_ID.match(username) else None
+    failure: str | None = None
+    if user is None or not user.password_hash:
+        if not _dummy_hash:
+            _dummy_hash.append(_hasher.hash(secrets.token_urlsafe(16)))
+        verify_password(_dummy_hash[0], password)
+        failure = "unknown_user" if user is None else "no_password"
+    elif not verify_password(user.password_hash, password):
+        failure = "bad_password"
+    elif user.disabled:
+        failure = "disabled"
+    if failure is not None:
+        ctx.audit.append(
+            session,
+            "auth.login_failed",
+            "anonymous",
+            {"username": username[:64]},
+            {"via": via, "reason": failure},
+        )
+        return LoginOutcome(None, failure)
+    assert user is not None  # noqa: S101 - narrowed above
+    ctx.audit.append(session, "auth.login", user.id, {"user": user.id}, {"via": via})
+    return LoginOutcome(user)
 
 
 TOKEN_USE_INTERVAL = timedelta(hours=1)
@@ -217,8 +263,14 @@ class Principal:
         return cls.of(user, token_id="local", token_kind="api")  # noqa: S106 - labels
 
 
-def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> Principal:
-    """Resolve a bearer token; unknown, expired, revoked or disabled → :class:`Unauthenticated`."""
+def authenticate(
+    ctx: Enclave, session: Session, token: str, now: datetime, address: str | None = None
+) -> Principal:
+    """Resolve a bearer token; unknown, expired, revoked or disabled → :class:`Unauthenticated`.
+
+    A notebook session's token (kind ``session``) also needs its session open and the call to come
+    from the session's own ``address``; it carries only the researcher role, whatever else its user holds.
+    """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid token")
     record = session.scalars(
@@ -226,6 +278,8 @@ def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> P
     ).one_or_none()
     if record is None:
         raise Unauthenticated("invalid token")
+    if record.kind == "session":
+        _check_session_credential(session, record.id, address)
     if record.revoked_at is not None:
         raise Unauthenticated("token has been revoked")
     if now >= record.expires_at:
@@ -233,4 +287,19 @@ def authenticate(ctx: Enclave, session: Session, token: str, now: datetime) -> P
     user = session.get(User, record.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("account is disabled")
-    return Principal.of(user, token_id=record.id, token_kind=record.kind, token_last_used=record.last_used_at)
+    principal = Principal.of(
+        user, token_id=record.id, token_kind=record.kind, token_last_used=record.last_used_at
+    )
+    if record.kind == "session":
+        principal = replace(principal, roles=tuple(r for r in principal.roles if r == Role.RESEARCHER))
+    return principal
+
+
+def _check_session_credential(session: Session, token_id: str, address: str | None) -> None:
+    notebook = session.scalars(
+        select(NotebookSession).where(NotebookSession.token_id == token_id)
+    ).one_or_none()
+    if notebook is None or notebook.ended_at is not None:
+        raise Unauthenticated("this notebook session has ended; restart your server in JupyterHub")
+    if notebook.address is not None and address != notebook.address:
+        raise Unauthenticated("a session credential works only from inside its own notebook session")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from audit.store import AuditEvent
 from enclave_api.context import Enclave
-from tests.conftest import bearer
+from tests.conftest import audit_events, bearer, session_token
 
 REQUEST = {
     "purpose": "Survival by stage across hospitals.",
@@ -41,6 +41,15 @@ def _request(client: TestClient, token: str, project: str, dataset: str, **over:
 def _audit_count(enclave: Enclave, event_type: str) -> int:
     with enclave.read() as session:
         return int(session.scalar(select(func.count()).where(AuditEvent.type == event_type)) or 0)
+
+
+@pytest.fixture
+def tokens(seeded_enclave: Enclave, tokens: dict[str, str]) -> dict[str, str]:
+    """The demo tokens, the researcher's being a notebook session's credential (records need one)."""
+    return tokens | {
+        "researcher": session_token(seeded_enclave, "minji.park"),
+        "researcher_api": tokens["researcher"],
+    }
 
 
 def _read_records(client: TestClient, token: str, dataset: str, **params: str) -> Any:
@@ -304,8 +313,15 @@ def test_revoked_grant_is_inert(
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
     again = seeded_client.post(f"/v1/grants/{grant_id}/revoke", headers=bearer(tokens["admin"]))
     assert again.status_code == 409
+    # The researcher's notebook session ended with the grant: its credential no longer works.
     response = _read_records(seeded_client, tokens["researcher"], "dasom_registry")
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert "session has ended" in response.json()["detail"]
+    ended = audit_events(seeded_enclave, "session.ended")
+    assert [(e["details"]["reason"], e["details"]["grant"]) for e in ended] == [("grant_revoked", grant_id)]
+    # A new session may start (the wdbc grant is still active) but cannot read the revoked grant's data.
+    fresh = session_token(seeded_enclave, "minji.park")
+    assert _read_records(seeded_client, fresh, "dasom_registry").status_code == 403
     assert _audit_count(seeded_enclave, "grant.revoked") == 1
 
 
@@ -321,8 +337,9 @@ def test_expired_grant_is_inert(
     grant_id = _approved_grant(seeded_client, tokens, "dasom_registry", "custodian2")
     later = seeded_enclave.now() + timedelta(days=31)
     seeded_enclave.clock = lambda: later
-    assert _read_records(seeded_client, tokens["researcher"], "dasom_registry").status_code == 403
-    grants = seeded_client.get("/v1/grants", headers=bearer(tokens["researcher"])).json()
+    # The session credential expired with the grant; the grant itself is inert.
+    assert _read_records(seeded_client, tokens["researcher"], "dasom_registry").status_code == 401
+    grants = seeded_client.get("/v1/grants", headers=bearer(tokens["researcher_api"])).json()
     assert next(g for g in grants if g["id"] == grant_id)["status"] == "expired"
 
 
@@ -330,6 +347,7 @@ def test_records_need_a_grant(seeded_client: TestClient, tokens: dict[str, str])
     # The demo project holds a grant on wdbc but none on the registries.
     assert _read_records(seeded_client, tokens["researcher"], "hanbit_registry").status_code == 403
     assert _read_records(seeded_client, tokens["custodian"], "wdbc").status_code == 403
+    assert _read_records(seeded_client, tokens["researcher_api"], "wdbc").status_code == 403  # no session
     assert _read_records(seeded_client, tokens["researcher"], "wdbc").status_code == 200
     assert _read_records(seeded_client, tokens["researcher"], "nope").status_code == 404
 

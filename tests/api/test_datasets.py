@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from audit.store import AuditEvent
 from enclave_api.context import Enclave
 from enclave_api.models import DataKey, Dataset
-from tests.conftest import bearer
+from tests.conftest import bearer, session_token
 
 META: dict[str, Any] = {
     "id": "mini_cohort",
@@ -202,7 +202,8 @@ def test_tampered_ciphertext_is_an_integrity_error_not_data(
     raw = bytearray(blob.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     blob.write_bytes(bytes(raw))
-    response = seeded_client.get("/v1/datasets/wdbc/records", headers=bearer(tokens["researcher"]))
+    headers = bearer(session_token(seeded_enclave, "minji.park"))
+    response = seeded_client.get("/v1/datasets/wdbc/records", headers=headers)
     assert response.status_code == 500
     assert response.json()["title"] == "Integrity check failed"
     assert "authentication" in response.json()["detail"]
@@ -227,7 +228,8 @@ def test_query_only_records_are_never_served(
         json={"decision": "approve", "reason": "ok"},
         headers=bearer(tokens["custodian"]),
     ).raise_for_status()
-    response = seeded_client.get("/v1/datasets/qo_cohort/records", headers=bearer(tokens["researcher"]))
+    headers = bearer(session_token(seeded_enclave, "minji.park"))
+    response = seeded_client.get("/v1/datasets/qo_cohort/records", headers=headers)
     assert response.status_code == 403
     assert "query-only" in response.json()["detail"]
 

@@ -32,7 +32,7 @@ from enclave_api.services.datasets import load_table
 from enclave_api.services.egress import verify_manifest
 from privacy.egress import CheckWorker
 from privacy.pii.romanize import family_spellings, romanize
-from tests.conftest import bearer
+from tests.conftest import audit_events, bearer, session_token
 
 REGISTRY = "hanbit_registry"  # its metadata asks for two independent egress reviews
 JUSTIFICATION = "Aggregate survival results for the consortium report."
@@ -52,6 +52,30 @@ def airlock(seeded_enclave: Enclave, _shared_worker: CheckWorker) -> Iterator[En
     seeded_enclave.egress_checks = _shared_worker
     yield seeded_enclave
     seeded_enclave.egress_checks = own
+
+
+@pytest.fixture
+def tokens(seeded_enclave: Enclave, tokens: dict[str, str]) -> dict[str, str]:
+    """The demo tokens, the researcher's being a notebook session's credential (submissions need one)."""
+    return tokens | {
+        "researcher": session_token(seeded_enclave, "minji.park"),
+        "researcher_api": tokens["researcher"],
+    }
+
+
+def test_submissions_need_a_session_credential(
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+) -> None:
+    project = _grant(seeded_client, tokens)
+    response = _submit(seeded_client, tokens["researcher_api"], {"summary.txt": b"mean 14.1"}, project)
+    assert response.status_code == 403
+    assert "notebook session" in response.json()["detail"]
+    with airlock.read() as session:
+        assert session.scalar(select(func.count()).select_from(EgressRequest)) == 0
+    denied = audit_events(airlock, "access.denied")
+    assert [(e["actor"], e["details"]["status"], e["details"]["path"]) for e in denied] == [
+        ("minji.park", 403, "/v1/egress-requests")
+    ]
 
 
 def _grant(

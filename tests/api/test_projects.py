@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from enclave_api.context import Enclave
 from enclave_api.roles import Role
 from enclave_api.services import identity
-from tests.conftest import bearer
+from tests.conftest import bearer, session_token
 
 
 def _researcher(enclave: Enclave, user_id: str) -> str:
@@ -44,7 +44,8 @@ def test_owner_adds_members_who_then_share_the_grants(
     assert seeded_client.get(f"/v1/projects/{project}", headers=bearer(colleague)).status_code == 200
     grants = seeded_client.get("/v1/grants", headers=bearer(colleague)).json()
     assert [g["dataset_id"] for g in grants] == ["wdbc"]
-    assert seeded_client.get("/v1/datasets/wdbc/records", headers=bearer(colleague)).status_code == 200
+    in_session = bearer(session_token(seeded_enclave, "jun.colleague"))
+    assert seeded_client.get("/v1/datasets/wdbc/records", headers=in_session).status_code == 200
     # A member who is not the owner cannot add others.
     third = _researcher(seeded_enclave, "third.person")
     assert (

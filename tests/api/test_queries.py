@@ -17,7 +17,7 @@ from enclave_api.context import Enclave
 from enclave_api.models import Grant, Release
 from enclave_api.services.releases import verify_release
 from tests.api.test_access_flow import _approved_grant
-from tests.conftest import bearer
+from tests.conftest import bearer, session_token
 
 COUNT_BY_STAGE = {"group_by": ["stage"], "aggregates": [{"fn": "count", "as": "n"}]}
 
@@ -257,7 +257,7 @@ def test_client_builder_export_and_manifest(
 
 
 def test_records_of_query_only_dataset_never_served_but_queries_work(
-    seeded_client: TestClient, tokens: dict[str, str]
+    seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str]
 ) -> None:
     from tests.api.test_datasets import CSV, META
 
@@ -270,7 +270,9 @@ def test_records_of_query_only_dataset_never_served_but_queries_work(
     ).raise_for_status()
     _grant(seeded_client, tokens, "qo_dp", "custodian")
     assert (
-        seeded_client.get("/v1/datasets/qo_dp/records", headers=bearer(tokens["researcher"])).status_code
+        seeded_client.get(
+            "/v1/datasets/qo_dp/records", headers=bearer(session_token(seeded_enclave, "minji.park"))
+        ).status_code
         == 403
     )
     response = _query(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, status
 
 from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, require_role
 from enclave_api.api.schemas import (
@@ -17,6 +17,7 @@ from enclave_api.api.schemas import (
 from enclave_api.models import AccessRequest, Grant
 from enclave_api.roles import Role
 from enclave_api.services import access as service
+from enclave_api.services import sessions
 
 requests_router = APIRouter(prefix="/v1/access-requests", tags=["access"])
 grants_router = APIRouter(prefix="/v1/grants", tags=["grants"])
@@ -137,8 +138,14 @@ def list_grants(principal: CurrentPrincipal, session: ReadSession, enclave: Encl
     dependencies=[Depends(require_role(Role.CUSTODIAN, Role.ADMIN))],
 )
 def revoke(
-    grant_id: str, principal: CurrentPrincipal, enclave: EnclaveDep, body: RevokeBody | None = None
+    grant_id: str,
+    principal: CurrentPrincipal,
+    enclave: EnclaveDep,
+    background: BackgroundTasks,
+    body: RevokeBody | None = None,
 ) -> GrantPublic:
+    """Revoke a grant; sessions of its project's members end with it and their servers are stopped."""
     with enclave.write() as session:
         grant = service.revoke_grant(enclave, session, principal, grant_id, body.reason if body else None)
+    background.add_task(sessions.stop_pending_servers, enclave)
     return grant_public(grant, enclave.now())

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession
+from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, SessionPrincipal
 from enclave_api.api.schemas import (
     EgressDatasetPublic,
     EgressFilePublic,
@@ -102,7 +102,7 @@ def _view(enclave: EnclaveDep, principal: Principal, request_id: str) -> EgressR
     openapi_extra={"x-session-only": True},
 )
 async def submit(
-    principal: CurrentPrincipal,
+    principal: SessionPrincipal,
     enclave: EnclaveDep,
     files: Files,
     justification: Justification,
@@ -139,7 +139,7 @@ def review(
 )
 async def resubmit(
     request_id: str,
-    principal: CurrentPrincipal,
+    principal: SessionPrincipal,
     enclave: EnclaveDep,
     files: Files,
     justification: Justification,

@@ -1,14 +1,14 @@
 """The data broker endpoint: pseudonymised records as an Arrow IPC stream.
 
-Marked ``session_only``: the workspace layer restricts it to calls that carry a session credential;
-until then it requires a researcher's token and an active grant.
+Session only (``x-session-only``): the caller must use the credential of an open notebook session,
+from that session's address, and hold an active grant on an ``enclave``-tier dataset.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, require_role
+from enclave_api.api.deps import EnclaveDep, SessionPrincipal, require_role
 from enclave_api.roles import Role
 from enclave_api.services.broker import read_records, to_ipc_stream
 
@@ -29,7 +29,7 @@ router = APIRouter(
 )
 def records(
     dataset_id: str,
-    principal: CurrentPrincipal,
+    principal: SessionPrincipal,
     enclave: EnclaveDep,
     grant_id: str | None = Query(None, max_length=64),
 ) -> Response:
