@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from enclave_api.context import Enclave
 from enclave_api.errors import ConfigurationError, EnclaveError
+from enclave_api.hub.embedded import PROXY_NAME, HubLayout, HubProcess, find_proxy, unavailable_reason
 from enclave_api.metadata import parse_metadata
 from enclave_api.roles import Role
+from enclave_api.services import sessions
 from enclave_api.services.identity import Principal
 from enclave_api.settings import Settings
 
@@ -487,37 +490,88 @@ def pii_scan(
     raise typer.Exit(3 if findings else 0)
 
 
-def _serve(settings: Settings, hub: bool) -> None:
+def _serve(settings: Settings, hub: HubLayout | None) -> None:
     import uvicorn
 
     from enclave_api.api.app import create_app
 
     base = f"http://{settings.host}:{settings.port}"
+    hub_process = _start_hub(settings, hub) if hub is not None else None
+    if hub_process is not None:
+        token = SecretStr(hub_process.service_token)
+        settings = settings.model_copy(
+            update={"hub_api_url": hub_process.layout.hub_api_url, "hub_api_token": token}
+        )
     print(f"API: {base}", flush=True)
     print(f"Portal: {base}/portal (not built yet: the portal arrives with its own issue)", flush=True)
-    if hub:
-        print("Hub: off (sandboxed notebooks are not built yet; no unsandboxed server is started)")
-    else:
-        print("Hub: off (--no-hub)", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-    )
+    if hub_process is not None:
+        print(f"Hub: {hub_process.layout.bind_url}", flush=True)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if hub_process is not None:
+            hub_process.stop()
+            with opened(settings.data_dir, settings.database_url) as enclave, enclave.write() as session:
+                sessions.end_all(enclave, session, sessions.EndReason.STOPPED)
+
+
+def _start_hub(settings: Settings, layout: HubLayout) -> HubProcess | None:
+    """Start JupyterHub with sandboxed sessions, or say plainly why notebooks are off."""
+    reason = unavailable_reason(layout)
+    if reason is not None:
+        print(f"Hub: off ({reason}; no unsandboxed notebook server is ever started)", flush=True)
+        return None
+    with opened(settings.data_dir, settings.database_url) as enclave, enclave.write() as session:
+        # Sandboxes do not outlive their hub: sessions still open belonged to a hub that is gone.
+        sessions.end_all(enclave, session, sessions.EndReason.ENCLAVE_RESTARTED)
+        hub_token = sessions.issue_hub_credential(enclave, session)
+    process = HubProcess(layout, hub_token)
+    try:
+        process.start()
+    except RuntimeError as exc:
+        print(f"Hub: off (JupyterHub failed to start; log in {layout.log_file})", flush=True)
+        err.print(str(exc))
+        return None
+    return process
 
 
 @app.command("up")
 def up(
     no_hub: Annotated[bool, typer.Option("--no-hub", help="Do not start JupyterHub")] = False,
-    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Bind address of the API and the hub")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port")] = 8400,
+    hub_port: Annotated[int, typer.Option(help="Port researchers open JupyterHub on")] = 8000,
+    homes: Annotated[Path, typer.Option(help="Directory of the researchers' session homes")] = Path(
+        "/var/lib/enclave/homes"
+    ),
+    runtime: Annotated[
+        Path, typer.Option(envvar="ENCLAVE_RUNTIME_DIR", help="Session runtime (scripts/build-runtime.sh)")
+    ] = Path("/opt/enclave-runtime"),
     data_dir: DataDir = Path(".enclave"),
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run everything of the embedded default (API and portal; the hub when available)."""
-    _serve(make_settings(data_dir, database_url, host=host, port=port), hub=not no_hub)
+    """Run everything of the embedded default: API, and JupyterHub with sandboxed sessions when this
+    machine can run them (root, bubblewrap, nftables, the session runtime); never an unsandboxed one."""
+    settings = make_settings(data_dir, database_url, host=host, port=port)
+    layout = None
+    if not no_hub:
+        layout = HubLayout(
+            state_dir=(data_dir / "hub").resolve(),
+            proxy_command=find_proxy() or PROXY_NAME,
+            bind_url=f"http://{host}:{hub_port}",
+            api_port=port,
+            runtime_dir=str(runtime),
+            home_root=str(homes),
+        )
+    else:
+        print("Hub: off (--no-hub)", flush=True)
+    _serve(settings, layout)
 
 
 @app.command("api")
@@ -528,7 +582,7 @@ def api(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the API (and portal) only."""
-    _serve(make_settings(data_dir, database_url, host=host, port=port), hub=False)
+    _serve(make_settings(data_dir, database_url, host=host, port=port), hub=None)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,25 @@ class EnclaveClient:
         """One egress request (checks, reviews, status), or the list of yours."""
         path = "/v1/egress-requests" + (f"/{request_id}" if request_id else "")
         return self._call("GET", path)
+
+    def wait_egress(self, request_id: str, timeout: float = 120.0, interval: float = 1.0) -> dict[str, Any]:
+        """Wait for the airlock's automatic checks of ``request_id`` and return the request.
+
+        Asks every ``interval`` seconds while the status is ``submitted`` or ``checking``; the request
+        returned is ``blocked`` (its ``checks`` say why), ``in_review`` or any later state. Raises
+        :class:`TimeoutError` when the checks are still running after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            request: dict[str, Any] = self.egress(request_id)
+            if request["status"] not in ("submitted", "checking"):  # the checks are done (4.6)
+                return request
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"egress request {request_id} still {request['status']} after {timeout:g} s"
+                )
+            time.sleep(min(interval, left))
 
     def download_egress(self, request_id: str, directory: str | os.PathLike[str]) -> list[Path]:
         """Save every file of a released request, plus its signed manifest, into ``directory``."""

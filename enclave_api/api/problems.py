@@ -39,9 +39,9 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
 class DenialRecorder:
     """Decides which refused calls (401/403) become ``access.denied`` audit events.
 
-    The first refusal of a kind — same status, caller address, user and reason — is recorded at once;
-    repeats within ``window`` seconds are counted and folded into the next event of that kind
-    (``repeats``), so a client hammering the API cannot flood the log.
+    The first refusal of a kind (same status, caller address, user, endpoint and reason) is recorded
+    at once; repeats within ``window`` seconds are counted and folded into the next event of that
+    kind (``repeats``), so a client hammering the API cannot flood the log.
     """
 
     def __init__(self, window: float = 60.0, max_keys: int = 10_000) -> None:
@@ -71,7 +71,7 @@ def record_denial(request: Request, exc: EnclaveError, recorder: DenialRecorder)
     principal = getattr(request.state, "principal", None)
     address = request.client.host if request.client else None
     user = principal.id if principal is not None else None
-    repeats = recorder.take((exc.status, address, user, exc.detail))
+    repeats = recorder.take((exc.status, address, user, request.method, request.url.path, exc.detail))
     if not repeats:
         return
     subject = {"user": user, "token": principal.token_id if principal is not None else None}

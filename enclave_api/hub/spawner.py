@@ -13,12 +13,18 @@ Each server gets its own network namespace, whose only peers are the enclave API
 (both on ``127.0.0.1``, reached through the session's host address), an unprivileged uid derived from
 the user name, its own home, the read-only session runtime (``scripts/build-runtime.sh``) and cgroup
 limits. See :mod:`enclave_api.hub.sandbox` for what exactly is built. The hub must run as root.
+
+With ``enclave_sessions`` on (the default), a server starts only for a researcher the enclave lets
+open a notebook session (an active grant): the spawn page lists the grants the session will carry, and
+the session's own credential (bound to its address, revoked when the server stops or a grant ends)
+is handed to the sandbox as ``ENCLAVE_API_TOKEN``, with the welcome notebook in a new home.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import subprocess
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -26,11 +32,13 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from jupyterhub.spawner import Spawner
-from traitlets import CaselessStrEnum, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Instance, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Config
 
 from enclave_api.hub import sandbox
+from enclave_api.hub.enclave import EnclaveHubClient, EnclaveRefused
 from enclave_api.hub.sandbox import Limits, Places, SandboxSpec, Session
+from enclave_api.hub.welcome import install_welcome
 
 
 class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type information
@@ -143,7 +151,29 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         5, help="Seconds a stopping server gets after SIGTERM before the whole session is killed."
     ).tag(config=True)
 
+    enclave_sessions = Bool(
+        True,
+        help="""Open an enclave notebook session for each server (grant check, session credential).
+
+        Off only to test the bare sandbox: a server then starts for anyone and holds no credential.
+        """,
+    ).tag(config=True)
+
+    welcome_notebook = Bool(
+        True, help="Copy the welcome notebook into a user's home when it is not there yet."
+    ).tag(config=True)
+
+    enclave = Instance(EnclaveHubClient, help="The enclave API client (configure c.EnclaveHubClient).")
+
     pid = Integer(0, help="Pid of the sandbox's outermost process (bwrap), 0 when none.")
+
+    @default("enclave")
+    def _default_enclave(self) -> EnclaveHubClient:
+        return EnclaveHubClient(parent=self)
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return grants_form if self.enclave_sessions else ""
 
     @default("mem_limit")
     def _default_mem_limit(self) -> int:
@@ -187,6 +217,9 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
     proc: subprocess.Popen[bytes] | None = None
     _session_name = ""
     _session_id = ""
+    # The enclave's notebook session (its id survives hub restarts in the state; the token never does).
+    _enclave_session = ""
+    _enclave_token = ""
 
     # ------------------------------------------------------------------------------------ places
 
@@ -265,18 +298,53 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
             if key in env:
                 env[key] = urlunparse(urlparse(env[key])._replace(netloc=hub_netloc))
         env["ENCLAVE_API_URL"] = f"http://{host}:{self.api_port}"
+        if self._enclave_token:
+            env["ENCLAVE_API_TOKEN"] = self._enclave_token
+            env["ENCLAVE_SESSION_ID"] = self._enclave_session
         env.update({k: v for k, v in self.session.base_env().items() if k not in env})
         return env
+
+    async def check_eligible(self) -> None:
+        """Refuse at once, with the enclave's reason, a user who may not open a session."""
+        user = await self.enclave.user(self.user.name)
+        if user is None:
+            raise EnclaveRefused(403, f"{self.user.name} is not an enclave account")
+        if user.get("disabled"):
+            raise EnclaveRefused(403, f"the account {self.user.name} is disabled")
+        if "researcher" not in user.get("roles", []):
+            raise EnclaveRefused(
+                403, "notebook sessions are for researchers; your account has no researcher role"
+            )
+        if not user.get("grants"):
+            raise EnclaveRefused(
+                403,
+                "You hold no active data access grant, so no notebook session can start. Ask for access "
+                "to a dataset for one of your projects; a custodian of its hospital approves it.",
+            )
+
+    async def _open_enclave_session(self, session: Session) -> None:
+        started = await self.enclave.start_session(self.user.name, self.name, str(session.slot.session_ip))
+        self._enclave_session, self._enclave_token = str(started["id"]), str(started["token"])
+        self.log.info(
+            "Enclave session %s for %s (grants %s)", self._enclave_session, self._log_name, started["grants"]
+        )
+        if self.welcome_notebook:
+            spec = session.spec
+            await asyncio.to_thread(install_welcome, spec.home, spec.uid, spec.uid)
 
     async def start(self) -> tuple[str, int]:
         """Build the sandbox and start the server in it; return the session's (ip, port)."""
         if self.internal_ssl:
             raise sandbox.SandboxUnavailable("internal_ssl is not supported by the sandbox spawner")
+        if self.enclave_sessions:
+            await self.check_eligible()  # before any sandbox exists: the form shows why at once
         session = await asyncio.to_thread(self._create_session)
         self.session = session
         self._session_name, self._session_id = session.name, session.session_id
         self.ip, self.port = str(session.slot.session_ip), int(self.session_port)
         try:
+            if self.enclave_sessions:
+                await self._open_enclave_session(session)
             env = self.get_env()
             cmd = self.single_user_command()
             self.log.info(
@@ -286,6 +354,7 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
             self.proc = session.popen(cmd, env)
         except BaseException:
             await asyncio.to_thread(session.teardown)
+            await self._end_enclave_session()
             self._forget()
             raise
         self.pid = self.proc.pid
@@ -327,11 +396,23 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(self.proc.wait, 10)
+        await self._end_enclave_session()
         self._forget()
+
+    async def _end_enclave_session(self) -> None:
+        """Tell the enclave the server is gone; if it cannot be told, the session's credential still
+        ends with its grants or its lifetime, and ``enclave up`` ends leftovers at its next start."""
+        if not self._enclave_session:
+            return
+        try:
+            await self.enclave.end_session(self._enclave_session)
+        except EnclaveRefused as exc:
+            self.log.error("Could not end enclave session %s: %s", self._enclave_session, exc)
 
     def _forget(self) -> None:
         self.session, self.proc = None, None
         self._session_name = self._session_id = ""
+        self._enclave_session = self._enclave_token = ""
         self.pid = 0
 
     # ----------------------------------------------------------------------------------- state
@@ -340,6 +421,8 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         state: dict[str, Any] = super().get_state()
         if self._session_name:
             state.update(sandbox=self._session_name, session_id=self._session_id, pid=self.pid)
+        if self._enclave_session:
+            state["enclave_session"] = self._enclave_session
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -347,6 +430,7 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         self._session_name = str(state.get("sandbox", ""))
         self._session_id = str(state.get("session_id", ""))
         self.pid = int(state.get("pid", 0))
+        self._enclave_session = str(state.get("enclave_session", ""))
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -387,3 +471,40 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         if removed:
             spawner.log.warning("Removed leftovers of earlier sandbox sessions: %s", ", ".join(removed))
         return removed
+
+
+GRANTS_FORM = """
+<div class="enclave-session">
+  <p>Your notebook session runs in a sandbox that can reach only the enclave. It carries the grants
+  below and ends when one of them is revoked or expires, or at the enclave's session time limit.</p>
+  <table class="table table-condensed">
+    <thead><tr><th>Dataset</th><th>Project</th><th>Expires</th><th>&epsilon; left</th></tr></thead>
+    <tbody>{rows}</tbody>
+  </table>
+</div>
+"""
+
+NO_GRANTS_FORM = """
+<div class="enclave-session alert alert-warning">
+  <p><strong>No notebook session is possible yet.</strong> {reason}</p>
+</div>
+"""
+
+
+async def grants_form(spawner: SandboxSpawner) -> str:
+    """The spawn page: the grants a new session would carry, or why none can start."""
+    try:
+        await spawner.check_eligible()
+        user = await spawner.enclave.user(spawner.user.name) or {}
+    except EnclaveRefused as exc:
+        return NO_GRANTS_FORM.format(reason=html.escape(exc.jupyterhub_message))
+    rows = "".join(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3g}</td></tr>".format(
+            html.escape(g["dataset_id"]),
+            html.escape(g["project_id"]),
+            html.escape(str(g["expires_at"])[:16].replace("T", " ")),
+            float(g["epsilon_total"]) - float(g["epsilon_spent"]),
+        )
+        for g in user.get("grants", [])
+    )
+    return GRANTS_FORM.format(rows=rows)

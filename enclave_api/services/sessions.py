@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from ipaddress import ip_address
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from enclave_api.context import Enclave
 from enclave_api.errors import Forbidden, Invalid, NotFound
-from enclave_api.models import ApiToken, Grant, NotebookSession, ProjectMember, User
+from enclave_api.models import ApiToken, Grant, NotebookSession, Organisation, ProjectMember, User
 from enclave_api.roles import Role, new_id
-from enclave_api.services.identity import Principal, issue_token
+from enclave_api.services.identity import Principal, create_org, create_user, issue_token
 from enclave_api.services.projects import member_project_ids
 
 log = logging.getLogger("enclave.sessions")
@@ -109,7 +109,8 @@ def start(
     if not grants:
         raise Forbidden(NO_GRANT.format(user=user_id))
     for previous in open_sessions(session, user_ids=[user_id], server=server):
-        end(ctx, session, actor.id, previous, EndReason.SUPERSEDED)
+        # The hub is starting this very server again: the old one is gone, never stop the new one.
+        end(ctx, session, actor.id, previous, EndReason.SUPERSEDED, server_stopped=True)
     now = ctx.now()
     expires_at = min(min(g.expires_at for g in grants), now + timedelta(hours=ctx.settings.session_max_hours))
     session_id = new_id("ns")
@@ -230,11 +231,13 @@ def _grant_finished_during(session: Session, record: NotebookSession, now: datet
     projects = member_project_ids(session, record.user_id)
     if not projects:
         return None
+    # Active at some point of the session (not expired before it began) and no longer active now.
     query = select(Grant).where(
         Grant.project_id.in_(projects),
+        Grant.expires_at > record.started_at,
         or_(
             Grant.revoked_at > record.started_at,
-            Grant.expires_at.between(record.started_at, now),
+            and_(Grant.revoked_at.is_(None), Grant.expires_at <= now),
         ),
     )
     return session.scalars(query.order_by(Grant.id).limit(1)).first()
@@ -277,3 +280,27 @@ def reap(ctx: Enclave) -> list[str]:
     ended = ctx.transact(lambda session: [s.id for s in end_finished(ctx, session)])
     stop_pending_servers(ctx)
     return ended
+
+
+HUB_ACCOUNT = "jupyterhub"
+OPERATOR_ORG = "enclave-operator"
+
+
+def issue_hub_credential(ctx: Enclave, session: Session, days: int = 30) -> str:
+    """A fresh token for the hub's service account (created on first use); earlier ones are revoked.
+
+    ``enclave up`` calls this at every start and hands the token to the hub process only.
+    """
+    if session.get(Organisation, OPERATOR_ORG) is None:
+        create_org(ctx, session, "enclave", OPERATOR_ORG, "Enclave operator", "operator")
+    if session.get(User, HUB_ACCOUNT) is None:
+        create_user(ctx, session, "enclave", HUB_ACCOUNT, "JupyterHub", OPERATOR_ORG, [Role.HUB])
+        session.flush()
+    now = ctx.now()
+    stale = select(ApiToken).where(
+        ApiToken.user_id == HUB_ACCOUNT, ApiToken.revoked_at.is_(None), ApiToken.expires_at > now
+    )
+    for token in session.scalars(stale):
+        token.revoked_at = now
+        ctx.audit.append(session, "token.revoked", "enclave", {"user": HUB_ACCOUNT, "token": token.id})
+    return issue_token(ctx, session, "enclave", HUB_ACCOUNT, name="hub", days=days).token

@@ -128,6 +128,7 @@ def spawner_config(services: LoopbackServices, home_root: Path, **traits: Any) -
         "pids_limit": 256,
         "cpu_limit": 1.0,
         "graceful_stop_timeout": 3,
+        "enclave_sessions": False,  # the bare sandbox: the stand-in API issues no session credentials
         **traits,
     }
 

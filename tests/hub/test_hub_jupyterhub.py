@@ -77,6 +77,7 @@ class Hub:
             c.SandboxSpawner.name_prefix = {TEST_PREFIX!r}
             c.SandboxSpawner.api_port = {services.api_port}
             c.SandboxSpawner.mem_limit = "768M"
+            c.SandboxSpawner.enclave_sessions = False
             SandboxSpawner.cleanup_leftovers(c)
             """)
         )

@@ -40,7 +40,8 @@ class CreditCardRecognizer(PiiPatternRecognizer):
     PATTERNS = (
         Pattern(
             "Card",
-            rf"(?<!\d)(?<!\d{_SEPARATOR})\d(?:{_SEPARATOR}?\d){{13,18}}(?!{_SEPARATOR}?\d)",
+            # Not the fraction digits of a decimal number (DP releases are full of long floats).
+            rf"(?<!\d)(?<!\d\.)(?<!\d{_SEPARATOR})\d(?:{_SEPARATOR}?\d){{13,18}}(?!{_SEPARATOR}?\d)",
             0.3,
         ),
     )

@@ -24,6 +24,9 @@ CASES = [
     ("900101-1234568", None, "thirteen digits: an RRN's length"),
     ("order 12345678901234567890", None, "twenty digits"),
     ("ISBN 978-89-546-3201-4, Hb 12.5 g/dL", None, "ISBN, lab value"),
+    ("mean,2.427245561971488", None, "fraction digits of a DP float"),
+    ('{"accuracy": 0.4111111111111111}', None, "fraction digits that pass Luhn"),
+    ("paid with 4111111111111111.", "4111111111111111", "a card before a full stop"),
 ]
 
 
