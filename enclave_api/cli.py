@@ -547,6 +547,11 @@ def up(
     host: Annotated[str, typer.Option(help="Bind address of the API and the hub")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port")] = 8400,
     hub_port: Annotated[int, typer.Option(help="Port researchers open JupyterHub on")] = 8000,
+    hub_api_port: Annotated[int, typer.Option(help="Port of the hub's own API on 127.0.0.1")] = 8081,
+    proxy_api_port: Annotated[int, typer.Option(help="Port of the proxy's API on 127.0.0.1")] = 8001,
+    session_prefix: Annotated[
+        str, typer.Option(help="Name prefix of session namespaces and cgroups (one hub per prefix)")
+    ] = "encl",
     homes: Annotated[Path, typer.Option(help="Directory of the researchers' session homes")] = Path(
         "/var/lib/enclave/homes"
     ),
@@ -565,7 +570,10 @@ def up(
             state_dir=(data_dir / "hub").resolve(),
             proxy_command=find_proxy() or PROXY_NAME,
             bind_url=f"http://{host}:{hub_port}",
+            hub_port=hub_api_port,
+            proxy_api_port=proxy_api_port,
             api_port=port,
+            name_prefix=session_prefix,
             runtime_dir=str(runtime),
             home_root=str(homes),
         )

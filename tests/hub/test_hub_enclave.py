@@ -11,6 +11,10 @@ A second hub with a short idle timeout shows the culler stopping an idle server.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +32,7 @@ from enclave_api.api.app import create_app
 from enclave_api.context import Enclave
 from enclave_api.demo.seed import seed_demo
 from enclave_api.hub import sandbox
-from enclave_api.hub.embedded import HubLayout, HubProcess, find_proxy
+from enclave_api.hub.embedded import HubLayout, HubProcess, find_proxy, unavailable_reason
 from enclave_api.services import sessions
 from enclave_api.settings import Settings
 from tests.api.test_datasets import CSV, META
@@ -416,3 +420,57 @@ def test_idle_servers_are_culled(
             assert not sandbox.leftover_resources(places)
         finally:
             browser.close()
+
+
+def test_enclave_up_runs_api_and_hub_and_stops_both(
+    tmp_path: Path, host_checked: None, home_root: Path, places: sandbox.Places
+) -> None:
+    """`enclave up` (what `make up` runs): API and hub with sandboxed sessions; Ctrl-C stops both."""
+    data_dir = tmp_path / "enclave"
+    ports = {name: free_port() for name in ("port", "hub-port", "hub-api-port", "proxy-api-port")}
+    args = [f"--{name}={port}" for name, port in ports.items()]
+    command = [sys.executable, "-m", "enclave_api", "up", "--data-dir", str(data_dir), *args,
+               f"--homes={home_root}", f"--runtime={RUNTIME}", f"--session-prefix={TEST_PREFIX}"]  # fmt: skip
+    env = os.environ | {"ENCLAVE_LOG_JSON": "false", "ENCLAVE_HUB_PROXY": str(find_proxy())}
+    up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    hub_url = f"http://127.0.0.1:{ports['hub-port']}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert up.poll() is None, up.communicate()
+            try:
+                login = httpx.get(f"{hub_url}/hub/login", timeout=2)
+                api = httpx.get(f"http://127.0.0.1:{ports['port']}/healthz", timeout=2)
+                if login.status_code == 200 and api.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "enclave up did not bring up API and hub"
+            time.sleep(0.3)
+        assert "sign in with your enclave account" in login.text
+        hub_pid = int((data_dir / "hub" / "jupyterhub.pid").read_text())
+        proxy_pid = int((data_dir / "hub" / "proxy.pid").read_text())
+        assert oct((data_dir / "hub" / "jupyterhub_config.py").stat().st_mode & 0o777) == "0o600"
+        config = (data_dir / "hub" / "jupyterhub_config.py").read_text()
+        assert "enc_" not in config and 'os.environ["ENCLAVE_HUB_SERVICE_TOKEN"]' in config  # no secrets
+    finally:
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=90)
+    assert up.returncode == 0, err
+    assert f"API: http://127.0.0.1:{ports['port']}" in out and f"Hub: {hub_url}" in out
+    for pid in (hub_pid, proxy_pid):
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived enclave up"
+    # The hub's credential was issued for this run (and is the only live one).
+    enclave = Enclave.open(Settings(data_dir=data_dir, log_json=False))
+    try:
+        issued = [e for e in audit_events(enclave, "token.issued") if e["subject"]["user"] == "jupyterhub"]
+        assert len(issued) == 1
+    finally:
+        enclave.close()
+
+
+def test_no_hub_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    layout = HubLayout(state_dir=tmp_path, proxy_command=str(find_proxy()))
+    reason = unavailable_reason(layout)
+    assert reason is not None and "not running as root" in reason
