@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     hub_api_token: SecretStr | None = Field(
         None, description="Token of the enclave-api service registered in JupyterHub (needs hub_api_url)"
     )
+    hub_service_prefix: str = Field(
+        "/services/enclave-api",
+        description="Path under which JupyterHub's proxy forwards to the API (the enclave-api service)",
+    )
+    hub_oauth_client_id: str = Field(
+        "service-enclave-api", description="OAuth client id of the enclave-api service in JupyterHub"
+    )
+    web_login_hours: float = Field(
+        12.0, gt=0, le=24 * 7, description="Lifetime of a browser login obtained through the hub"
+    )
     pii_ner: bool = Field(
         False, description="Also run spaCy NER (names in English prose) at egress; findings go to review"
     )

@@ -11,7 +11,12 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from enclave_api.api import problems
-from enclave_api.api.middleware import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from enclave_api.api.middleware import (
+    BodyLimitMiddleware,
+    Metrics,
+    ObservabilityMiddleware,
+    ServicePrefixMiddleware,
+)
 from enclave_api.api.routes import (
     access,
     audit,
@@ -23,6 +28,7 @@ from enclave_api.api.routes import (
     queries,
     records,
     sessions,
+    web_login,
 )
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
@@ -110,6 +116,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         audit.router,
         sessions.hub_router,
         sessions.sessions_router,
+        web_login.router,
     ):
         app.include_router(router)
 
@@ -125,4 +132,5 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         upload_limit=effective.max_request_bytes,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(ServicePrefixMiddleware, prefix=effective.hub_service_prefix)
     return app

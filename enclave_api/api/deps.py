@@ -35,21 +35,45 @@ def read_session(enclave: EnclaveDep) -> Iterator[Session]:
 ReadSession = Annotated[Session, Depends(read_session)]
 
 
+#: The browser login cookie (set by the hub OAuth login, path = the service prefix, HttpOnly, Strict).
+WEB_COOKIE = "enclave_web"
+#: Changes made with the cookie need this header (a cross-site form cannot send it).
+CSRF_HEADER, CSRF_VALUE = "X-Requested-With", "enclave"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def resolve_principal(request: Request, enclave: Enclave, bearer: str | None) -> Principal:
+    """Authenticate a bearer token, or else the browser login cookie (web tokens only)."""
+    cookie = None if bearer is not None else request.cookies.get(WEB_COOKIE)
+    token = bearer if bearer is not None else cookie
+    if token is None:
+        raise Unauthenticated("missing bearer token")
+    if (
+        cookie is not None
+        and request.method not in SAFE_METHODS
+        and request.headers.get(CSRF_HEADER) != CSRF_VALUE
+    ):
+        raise Forbidden(f"changes with a browser login need the header {CSRF_HEADER}: {CSRF_VALUE}")
+    now = enclave.now()
+    with enclave.read() as session:
+        address = request.client.host if request.client else None
+        principal = authenticate(enclave, session, token, now, address)
+    if (cookie is not None) != (principal.token_kind == "web"):  # noqa: S105 - a kind, not a secret
+        raise Unauthenticated("browser logins work only as the login cookie, other tokens never do")
+    if principal.token_use_due(now):
+        record_token_use(enclave, principal)
+    request.state.principal = principal
+    return principal
+
+
 def current_principal(
     request: Request,
     enclave: EnclaveDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if credentials is not None and credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
-    now = enclave.now()
-    with enclave.read() as session:
-        address = request.client.host if request.client else None
-        principal = authenticate(enclave, session, credentials.credentials, now, address)
-    if principal.token_use_due(now):
-        record_token_use(enclave, principal)
-    request.state.principal = principal
-    return principal
+    return resolve_principal(request, enclave, credentials.credentials if credentials else None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

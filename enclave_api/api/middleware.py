@@ -149,3 +149,25 @@ class ObservabilityMiddleware:
                     "user": principal,
                 },
             )
+
+
+class ServicePrefixMiddleware:
+    """Serves the API also under the path JupyterHub's proxy forwards to it (``/services/<name>``).
+
+    The hub's proxy passes the whole path on; this strips the prefix and records it as the ASGI
+    ``root_path``, so ``/services/enclave-api/v1/me`` is ``/v1/me`` with links built under the prefix.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self.prefix:
+            path: str = scope["path"]
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                scope = dict(scope)
+                scope["path"] = path[len(self.prefix) :] or "/"
+                scope["raw_path"] = scope["path"].encode()
+                scope["root_path"] = scope.get("root_path", "") + self.prefix
+        await self.app(scope, receive, send)

@@ -8,7 +8,8 @@ its environment only —
 * ``ENCLAVE_HUB_TOKEN``: the hub's credential at the enclave API (service account ``jupyterhub``,
   role ``hub``; a new one at every start, earlier ones revoked);
 * ``ENCLAVE_HUB_SERVICE_TOKEN``: the credential of the ``enclave-api`` JupyterHub service, with which the
-  API stops servers whose session ended (scope ``servers``).
+  API stops servers whose session ended (scope ``servers``) and which is its OAuth client secret (the
+  proxy forwards ``/services/enclave-api/`` to the API: one hub login also logs the browser in there).
 
 The hub also runs ``jupyterhub-idle-culler`` as a managed service. Nobody is a JupyterHub admin.
 """
@@ -128,8 +129,16 @@ c.SandboxSpawner.api_port = {layout.api_port}
 c.SandboxSpawner.mem_limit = {layout.mem_limit!r}
 c.SandboxSpawner.cpu_limit = {layout.cpu_limit!r}
 
+# The enclave API as a hub service: the proxy forwards /services/enclave-api/ to it, and its
+# /services/enclave-api/login turns the hub login into a browser login at the API (OAuth).
 c.JupyterHub.services = [
-    {{"name": "enclave-api", "api_token": os.environ["ENCLAVE_HUB_SERVICE_TOKEN"]}},
+    {{
+        "name": "enclave-api",
+        "url": "http://127.0.0.1:{layout.api_port}",
+        "api_token": os.environ["ENCLAVE_HUB_SERVICE_TOKEN"],
+        "oauth_no_confirm": True,
+        "display": True,
+    }},
     {{
         "name": "idle-culler",
         "command": [
@@ -139,6 +148,7 @@ c.JupyterHub.services = [
     }},
 ]
 c.JupyterHub.load_roles = [
+    {{"name": "user", "scopes": ["self", "access:services!service=enclave-api"]}},
     {{"name": "enclave-api", "scopes": ["servers", "read:users"], "services": ["enclave-api"]}},
     {{
         "name": "idle-culler",
@@ -174,7 +184,8 @@ class HubProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the hub and wait until its API answers; raise RuntimeError with its log otherwise."""
+        """Start the hub and wait until it answers through its proxy at ``bind_url`` (so the proxy's
+        routes are in place); raise RuntimeError with its log otherwise."""
         config = write_config(self.layout)
         env = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -202,8 +213,9 @@ class HubProcess:
         raise RuntimeError(f"JupyterHub did not start within {timeout:.0f} s:\n{self.log_tail()}")
 
     def api_ready(self) -> bool:
+        public = self.layout.bind_url.replace("://0.0.0.0:", "://127.0.0.1:").rstrip("/")
         try:
-            return httpx.get(self.layout.hub_api_url + "/", timeout=2).status_code == 200
+            return httpx.get(public + "/hub/api/", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

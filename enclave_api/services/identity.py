@@ -203,6 +203,20 @@ def login(ctx: Enclave, session: Session, username: str, password: str, via: str
     return LoginOutcome(user)
 
 
+def web_login(ctx: Enclave, session: Session, user_id: str) -> str:
+    """A browser login for ``user_id``, whom the hub vouched for (OAuth): a ``web`` token that lives
+    ``web_login_hours`` and is only accepted from the login cookie. Audited as ``auth.login``."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled:
+        raise Unauthenticated(f"{user_id} is not an active enclave account")
+    expires_at = ctx.now() + timedelta(hours=ctx.settings.web_login_hours)
+    issued = issue_token(
+        ctx, session, user_id, user_id, name="browser login", kind="web", expires_at=expires_at
+    )
+    ctx.audit.append(session, "auth.login", user_id, {"user": user_id}, {"via": "hub_oauth"})
+    return issued.token
+
+
 TOKEN_USE_INTERVAL = timedelta(hours=1)
 
 

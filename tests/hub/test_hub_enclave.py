@@ -474,3 +474,55 @@ def test_no_hub_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     layout = HubLayout(state_dir=tmp_path, proxy_command=str(find_proxy()))
     reason = unavailable_reason(layout)
     assert reason is not None and "not running as root" in reason
+
+
+SERVICE = "/services/enclave-api"
+
+
+def test_one_hub_login_also_logs_the_browser_into_the_enclave_api(world: World) -> None:
+    browser, user = world.browser("researcher")
+    try:
+        landing = browser.client.get(f"{SERVICE}/")  # → /login → hub OAuth → /oauth_callback → /
+        assert landing.status_code == 200, landing.text[:2000]
+        assert landing.url.path == f"{SERVICE}/"
+        assert landing.json() | {"api": None} == {
+            "id": user, "name": "Park Minji", "roles": ["researcher"], "org": "aster-pharma", "api": None,
+        }  # fmt: skip
+        cookie = next(c for c in browser.client.cookies.jar if c.name == "enclave_web")
+        assert cookie.path == SERVICE and cookie.has_nonstandard_attr("HttpOnly")
+        # The whole API is there, through the hub's proxy, with the browser login.
+        grants = browser.client.get(f"{SERVICE}/v1/grants")
+        assert grants.status_code == 200 and grants.json()
+        # Changes need the anti-CSRF header; a cross-site form cannot send it.
+        project = {"title": "From the browser", "purpose": "One login"}
+        assert browser.client.post(f"{SERVICE}/v1/projects", json=project).status_code == 403
+        created = browser.client.post(
+            f"{SERVICE}/v1/projects", json=project, headers={"X-Requested-With": "enclave"}
+        )
+        assert created.status_code == 201, created.text
+        # Records stay session-only, also for a logged-in browser.
+        assert browser.client.get(f"{SERVICE}/v1/datasets/wdbc/records").status_code == 403
+        # The login token works only as the cookie.
+        as_bearer = httpx.get(world.api_url + "/v1/me", headers={"Authorization": f"Bearer {cookie.value}"})
+        assert as_bearer.status_code == 401
+        logins = [e for e in audit_events(world.enclave, "auth.login") if e["subject"]["user"] == user]
+        assert logins[-1]["details"]["via"] == "hub_oauth"
+        # Logging out revokes it.
+        out = browser.client.post(f"{SERVICE}/logout", headers={"X-Requested-With": "enclave"})
+        assert out.status_code == 204
+        assert httpx.get(
+            world.api_url + f"{SERVICE}/v1/me", cookies={"enclave_web": str(cookie.value)}
+        ).status_code == 401  # fmt: skip
+    finally:
+        browser.close()
+
+
+def test_a_forged_oauth_callback_is_refused(world: World) -> None:
+    browser, _ = world.browser("auditor")
+    try:
+        forged = browser.client.get(f"{SERVICE}/oauth_callback", params={"code": "x", "state": "y"})
+        assert forged.status_code == 403
+        assert "login expired or did not start here" in forged.json()["detail"]
+        assert not any(c.name == "enclave_web" for c in browser.client.cookies.jar)
+    finally:
+        browser.close()
