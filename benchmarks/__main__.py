@@ -9,6 +9,7 @@ from benchmarks import (
     bench_audit_append,
     bench_audit_verify,
     bench_dp,
+    bench_hub,
     bench_pii,
     bench_sandbox,
 )
@@ -28,6 +29,10 @@ def main() -> None:
     bench_pii.main([])
     print("\n== notebook sandboxes: spawn-to-ready, stop, 10 concurrent sessions ==", flush=True)
     bench_sandbox.main([])
+    print(
+        "\n== notebook sessions through JupyterHub: login-free spawn-to-ready with every layer ==", flush=True
+    )
+    bench_hub.main([])
 
 
 if __name__ == "__main__":

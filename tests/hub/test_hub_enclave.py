@@ -15,79 +15,27 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from pydantic import SecretStr
 
-from enclave_api.api.app import create_app
 from enclave_api.context import Enclave
-from enclave_api.demo.seed import seed_demo
 from enclave_api.hub import sandbox
-from enclave_api.hub.embedded import HubLayout, HubProcess, find_proxy, unavailable_reason
-from enclave_api.services import sessions
+from enclave_api.hub.embedded import HubLayout, find_proxy, unavailable_reason
 from enclave_api.settings import Settings
 from tests.api.test_datasets import CSV, META
 from tests.conftest import audit_events
 from tests.hub.browser import Browser
 from tests.hub.support import RUNTIME, TEST_PREFIX, free_port
+from tests.hub.world import World, enclave_world
 
 pytestmark = pytest.mark.slow
 
 RESEARCHER = "minji.park"
-
-
-@dataclass
-class World:
-    settings: Settings
-    enclave: Enclave  # the API's own, for reading the audit log and the DB
-    hub: HubProcess
-    api_url: str
-    logins: dict[str, dict[str, str]]
-    tokens: dict[str, str]
-
-    @property
-    def hub_url(self) -> str:
-        return self.hub.layout.bind_url
-
-    def api(self, method: str, path: str, role: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
-        return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kwargs)
-
-    def browser(self, role: str) -> tuple[Browser, str]:
-        login = self.logins[role]
-        browser = Browser(self.hub_url)
-        page = browser.login(login["username"], login["password"])
-        assert page.status_code == 200, page.text[:2000]
-        return browser, login["username"]
-
-    def hub_api(self, method: str, path: str) -> httpx.Response:
-        headers = {"Authorization": f"token {self.hub.service_token}"}
-        return httpx.request(method, self.hub.layout.hub_api_url + path, headers=headers, timeout=10)
-
-
-def _serve_api(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{settings.port}/healthz", timeout=2).status_code == 200:
-                return server, thread
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("the enclave API did not start")
 
 
 def _query_only_dataset(api: Any) -> None:
@@ -119,62 +67,11 @@ def _query_only_dataset(api: Any) -> None:
     assert decided.status_code == 200, decided.text
 
 
-@contextmanager
-def _world(tmp: Path, home_root: Path, **layout: Any) -> Iterator[World]:
-    data_dir = tmp / "enclave"
-    api_port = free_port()
-    settings = Settings(data_dir=data_dir, port=api_port, log_json=False, session_check_seconds=1)
-    enclave = Enclave.open(settings)
-    seed_demo(enclave, "demo", patients=300)
-    with enclave.write() as session:
-        sessions.end_all(enclave, session, sessions.EndReason.ENCLAVE_RESTARTED)
-        hub_token = sessions.issue_hub_credential(enclave, session)
-    proxy = find_proxy()
-    assert proxy is not None, "configurable-http-proxy is not installed (make test installs it)"
-    hub_layout = HubLayout(
-        state_dir=tmp / "hub",
-        proxy_command=proxy,
-        bind_url=f"http://127.0.0.1:{free_port()}",
-        hub_port=free_port(),
-        proxy_api_port=free_port(),
-        api_port=api_port,
-        runtime_dir=str(RUNTIME),
-        home_root=str(home_root),
-        name_prefix=TEST_PREFIX,
-        mem_limit="768M",
-        **layout,
-    )
-    hub = HubProcess(hub_layout, hub_token)
-    api_settings = settings.model_copy(
-        update={"hub_api_url": hub_layout.hub_api_url, "hub_api_token": SecretStr(hub.service_token)}
-    )
-    enclave.close()
-    server, thread = _serve_api(api_settings)
-    reader = Enclave.open(settings)
-    try:
-        hub.start()
-        world = World(
-            settings=api_settings,
-            enclave=reader,
-            hub=hub,
-            api_url=f"http://127.0.0.1:{api_port}",
-            logins=json.loads((data_dir / "demo-logins.json").read_text()),
-            tokens=json.loads((data_dir / "demo-tokens.json").read_text()),
-        )
-        yield world
-    finally:
-        hub.stop()
-        server.should_exit = True
-        thread.join(timeout=30)
-        reader.close()
-        sandbox.cleanup_leftovers(sandbox.Places(prefix=TEST_PREFIX), everything=True)
-
-
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory, host_checked: None, home_root: Path, places: sandbox.Places
 ) -> Iterator[World]:
-    with _world(tmp_path_factory.mktemp("e2e"), home_root) as the_world:
+    with enclave_world(tmp_path_factory.mktemp("e2e"), home_root) as the_world:
         yield the_world
 
 
@@ -334,6 +231,7 @@ def test_revoking_the_grant_ends_the_session_and_the_server(
 ) -> None:
     session = _session(world, RESEARCHER)
     token = researcher.run("import os; print(os.environ['ENCLAVE_API_TOKEN'])").strip()
+    assert world.hub_api("GET", f"/users/{RESEARCHER}").json()["servers"][""]["ready"] is True
     grant = next(
         g["id"] for g in world.api("GET", "/v1/grants", "researcher").json() if g["dataset_id"] == "wdbc"
     )
@@ -399,11 +297,12 @@ def test_idle_servers_are_culled(
     tmp_path: Path, host_checked: None, home_root: Path, places: sandbox.Places
 ) -> None:
     """A second hub whose culler stops servers idle for 20 s (checking every 5 s)."""
-    with _world(tmp_path, home_root, idle_timeout=20, cull_every=5) as world:
+    with enclave_world(tmp_path, home_root, idle_timeout=20, cull_every=5) as world:
         browser, user = world.browser("researcher")
         try:
             browser.spawn()
             session = _session(world, user)
+            assert world.hub_api("GET", f"/users/{user}").json()["servers"][""]["ready"] is True
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if not world.hub_api("GET", f"/users/{user}").json().get("servers"):
