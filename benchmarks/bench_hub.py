@@ -23,6 +23,7 @@ from tests.hub.support import RUNTIME
 from tests.hub.world import World, enclave_world
 
 USER = "minji.park"
+PREFIX = "ench"  # its own sessions: never the tests' or a running hub's
 
 
 def _ready(world: World) -> bool:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     homes.mkdir()
     homes.chmod(0o711)
     try:
-        with enclave_world(tmp, homes) as world:
+        with enclave_world(tmp, homes, prefix=PREFIX) as world:
             browser, _ = world.browser("researcher")  # the hub learns the user at the first login
             browser.close()
             spawn_cycle(world)  # warm-up: page cache, first home and welcome notebook

@@ -78,7 +78,7 @@ def _serve_api(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
 
 
 @contextmanager
-def enclave_world(tmp: Path, home_root: Path, **layout: Any) -> Iterator[World]:
+def enclave_world(tmp: Path, home_root: Path, prefix: str = TEST_PREFIX, **layout: Any) -> Iterator[World]:
     data_dir = tmp / "enclave"
     api_port = free_port()
     settings = Settings(data_dir=data_dir, port=api_port, log_json=False, session_check_seconds=1)
@@ -98,7 +98,7 @@ def enclave_world(tmp: Path, home_root: Path, **layout: Any) -> Iterator[World]:
         api_port=api_port,
         runtime_dir=str(RUNTIME),
         home_root=str(home_root),
-        name_prefix=TEST_PREFIX,
+        name_prefix=prefix,
         mem_limit="768M",
         **layout,
     )
@@ -125,4 +125,4 @@ def enclave_world(tmp: Path, home_root: Path, **layout: Any) -> Iterator[World]:
         server.should_exit = True
         thread.join(timeout=30)
         reader.close()
-        sandbox.cleanup_leftovers(sandbox.Places(prefix=TEST_PREFIX), everything=True)
+        sandbox.cleanup_leftovers(sandbox.Places(prefix=prefix), everything=True)
