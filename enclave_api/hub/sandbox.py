@@ -62,6 +62,12 @@ PRIVATE_TMPFS = ("/tmp", "/dev/shm")  # noqa: S108
 IPV6_OFF = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 #: Files generated per session and mounted over the sandbox's empty ``/etc``.
 ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf")
+#: Network clients masked inside sessions (``/dev/null`` bound over them: not executable). The network
+#: rules are the barrier; this only takes the obvious exfiltration tools out of the terminal.
+NETWORK_TOOLS = (
+    "curl", "wget", "ssh", "scp", "sftp", "rsync", "nc", "nc.openbsd", "nc.traditional", "ncat",
+    "netcat", "socat", "telnet", "ftp", "tftp", "ping", "dig", "nslookup", "host", "lftp",
+)  # fmt: skip
 
 
 class SandboxError(RuntimeError):
@@ -683,6 +689,10 @@ class Session:
                 args += ["--symlink", os.readlink(path), f"/{top}"]
             elif path.is_dir():
                 args += ["--ro-bind", str(path), f"/{top}"]
+        for name in NETWORK_TOOLS:
+            for directory in ("/usr/bin", "/usr/sbin", "/usr/local/bin"):
+                if Path(directory, name).exists():
+                    args += ["--ro-bind", "/dev/null", f"{directory}/{name}"]
         if not runtime.startswith("/usr/"):
             args += ["--ro-bind", runtime, runtime]
         args += ["--dir", "/etc"]

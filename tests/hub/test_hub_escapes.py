@@ -405,3 +405,16 @@ def test_runtime_has_the_analysis_stack_and_the_enclave_client(sessions: Session
     stack = "pandas, polars, pyarrow, sklearn, matplotlib, lifelines, statsmodels, httpx, enclave_api.client"
     result = session.run([str(RUNTIME / "bin" / "python"), "-c", f"import {stack}; print('ok')"], timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_network_clients_are_masked_in_the_terminal(sessions: Sessions) -> None:
+    """curl, wget, ssh & co. cannot even start inside a session (the firewall is the real barrier)."""
+    session = sessions.alice.session
+    assert session is not None
+    present = [f"/usr/bin/{name}" for name in sandbox.NETWORK_TOOLS if Path("/usr/bin", name).exists()]
+    assert "/usr/bin/curl" in present  # the host has them: the mask is what is tested
+    script = "for t in " + " ".join(present) + '; do "$t" --version >/dev/null 2>&1; echo "$t $?"; done'
+    result = session.run(["/bin/sh", "-c", script], timeout=60)
+    outcomes = dict(line.rsplit(" ", 1) for line in result.stdout.strip().splitlines())
+    assert set(outcomes) == set(present)
+    assert all(code == "126" for code in outcomes.values()), outcomes  # 126: found but not executable
