@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from privacy.dp._opendp import dp
-
 #: Relative headroom left between a calibrated loss and its budget, so that floating-point rounding
 #: in OpenDP's map (a sum of per-statistic losses) can never push the total over the budget.
 SAFETY: Final = 1e-9
@@ -53,8 +51,20 @@ def key_threshold(scale: float, rows_per_person: int, delta: float) -> int:
 
 
 def laplace_accuracy(scale: float, alpha: float) -> float:
-    """Half-width of the ``1 - alpha`` interval of discrete Laplace noise of (absolute) ``scale``."""
-    return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
+    """Half-width of the ``1 - alpha`` interval of discrete Laplace noise of (absolute) ``scale``.
+
+    ``P[|Z| ≥ t] = 2·e^(-t/b) / (1 + e^(-1/b))``, solved for ``t`` at ``alpha``: the same closed form
+    as OpenDP's ``discrete_laplacian_scale_to_accuracy``, which overflows to ``-inf`` at tiny scales
+    (huge ε); here the half-width then tends to 0, as the noise does.
+
+    >>> round(laplace_accuracy(1.0, 0.05), 4), laplace_accuracy(1e-6, 0.05) < 1e-5
+    (3.3756, True)
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if scale <= 0:
+        return 0.0
+    return max(0.0, scale * math.log(2.0 / (alpha * (1.0 + math.exp(-1.0 / scale)))))
 
 
 def quantile_rank_accuracy(scale: float, q: float, candidates: int, alpha: float) -> float:

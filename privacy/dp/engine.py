@@ -44,8 +44,9 @@ Laplace on integers, exponential-mechanism selection), and each plan's output is
 (``make_composition`` would be the natural non-interactive combinator, but in OpenDP 0.16 collecting
 the Polars outputs it returns crashes the interpreter.)
 
-*Accuracy* is the half-width of a 95% interval per aggregate, from OpenDP's
-``discrete_laplacian_scale_to_accuracy`` on each statistic's absolute noise scale. A mean's is the
+*Accuracy* is the half-width of a 95% interval per aggregate, from the discrete Laplace closed form
+(:func:`calibration.laplace_accuracy`, as OpenDP's but finite at any ε) on each statistic's absolute
+noise scale. A mean's is the
 largest over its cells of ``(a_sum + h·a_count) / n̂``, both accuracies at 97.5% (union bound), ``h`` the
 bounds' half-width and ``n̂`` the released count, capped at the bounds' width: a bound computed from
 released values only. A quantile's is a rank error in rows (see :func:`calibration.quantile_rank_accuracy`).

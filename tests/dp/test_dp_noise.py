@@ -109,6 +109,29 @@ def test_a_wrong_scale_fails_the_checks(
     assert not mean_absolute_matches(noise, 4 * SCALE)
 
 
+@pytest.mark.parametrize("scale", [0.01, 0.05, 0.3, 1.0, 7.5, 120.0, 1e5])
+@pytest.mark.parametrize("alpha", [0.05, 0.025, 0.001])
+def test_laplace_accuracy_matches_opendp(scale: float, alpha: float) -> None:
+    expected = dp.discrete_laplacian_scale_to_accuracy(scale, alpha)
+    assert calibration.laplace_accuracy(scale, alpha) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e-3, 1e-4, 1e-8, 0.0])
+def test_laplace_accuracy_stays_finite_where_opendp_overflows(scale: float) -> None:
+    accuracy = calibration.laplace_accuracy(scale, 0.05)
+    assert math.isfinite(accuracy) and 0 <= accuracy <= scale * math.log(2 / 0.05) + 1e-12
+
+
+def test_laplace_accuracy_covers_the_noise() -> None:
+    """The half-width holds ≥ 95% of real discrete Laplace draws (OpenDP's sampler)."""
+    scale = 2.0
+    domain, metric = dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int)
+    noise = dp.m.make_noise(domain, metric, dp.max_divergence(), scale=scale)
+    draws = np.array(noise([0] * 20_000))
+    covered = np.mean(np.abs(draws) <= calibration.laplace_accuracy(scale, 0.05))
+    assert 0.94 <= covered <= 0.97
+
+
 def test_noise_scale_inverts_the_laplace_loss() -> None:
     assert calibration.noise_scale(0.5, 1) == pytest.approx(2.0)
     assert calibration.noise_scale(1.0, 3, units=4) == pytest.approx(12.0)
