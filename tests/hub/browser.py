@@ -4,6 +4,7 @@ REST API and kernel websocket (cookies and XSRF tokens exactly as a browser send
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -158,7 +159,19 @@ class Browser:
                 if replied and idle:
                     break
         finally:
-            connection.close()
+            await _close(connection)
         if error is not None:
             raise KernelError(f"{error}\nstdout:\n{''.join(out)}")
         return "".join(out)
+
+
+async def _close(connection: Any) -> None:
+    """Close the kernel websocket and wait for the close handshake, so that its socket is really
+    closed before the event loop ends (else it leaks and warns in some later test)."""
+    connection.close()
+    with contextlib.suppress(Exception):
+        while await asyncio.wait_for(connection.read_message(), 5) is not None:
+            pass
+    stream = getattr(connection, "stream", None)
+    if stream is not None:
+        stream.close()
