@@ -352,13 +352,38 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
             )
             # Popen on the event-loop thread: bwrap dies with the thread that started it.
             self.proc = session.popen(cmd, env)
+            self.pid = self.proc.pid
+            await self._wait_listening()
         except BaseException:
             await asyncio.to_thread(session.teardown)
             await self._end_enclave_session()
             self._forget()
             raise
-        self.pid = self.proc.pid
         return (self.ip, self.port)
+
+    async def _wait_listening(self) -> None:
+        """Return once the server accepts connections (checked every 50 ms).
+
+        JupyterHub's own readiness check backs off exponentially (0.2, 0.4, 0.8, 1.6 s ...), which
+        would add up to a second and a half to a 2 s start; after this it succeeds at its first try.
+        A server that exits meanwhile fails the spawn with its exit status.
+        """
+        deadline = asyncio.get_running_loop().time() + float(self.start_timeout)
+        while asyncio.get_running_loop().time() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise sandbox.SandboxError(
+                    f"the single-user server exited with status {self.proc.returncode}"
+                )
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(self.ip, self.port), 0.5)
+            except (OSError, TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise TimeoutError(f"the single-user server did not listen within {self.start_timeout} s")
 
     async def progress(self) -> Any:
         yield {"progress": 50, "message": "Starting the sandboxed server..."}
