@@ -610,6 +610,11 @@ class Session:
         """Pids of every process of the session (its cgroups and its network namespace)."""
         return self.cgroup.pids() | netns_pids(self.slot.name)
 
+    def live_processes(self) -> set[int]:
+        """:meth:`processes` without zombies: a dead sandbox whose processes were reparented to an
+        init that does not reap (some container hosts) still counts as stopped."""
+        return {pid for pid in self.processes() if process_running(pid)}
+
     def terminate(self, grace: float) -> None:
         """SIGTERM every process but bubblewrap (which would just die) and wait up to ``grace`` s."""
         bwrap = os.path.realpath(tool("bwrap"))

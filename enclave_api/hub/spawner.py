@@ -407,7 +407,7 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         session = await asyncio.to_thread(self._loaded_session)
         if session is None:
             return 0
-        alive = await asyncio.to_thread(session.processes)
+        alive = await asyncio.to_thread(session.live_processes)
         return None if alive else 0
 
     async def stop(self, now: bool = False) -> None:
