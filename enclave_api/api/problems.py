@@ -71,7 +71,9 @@ def record_denial(request: Request, exc: EnclaveError, recorder: DenialRecorder)
     principal = getattr(request.state, "principal", None)
     address = request.client.host if request.client else None
     user = principal.id if principal is not None else None
-    repeats = recorder.take((exc.status, address, user, request.method, request.url.path, exc.detail))
+    # Keyed by the route's template, not the raw path: varying ids must not multiply the events.
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    repeats = recorder.take((exc.status, address, user, request.method, route, exc.detail))
     if not repeats:
         return
     subject = {"user": user, "token": principal.token_id if principal is not None else None}

@@ -192,6 +192,9 @@ class HubUserPublic(BaseModel):
     org: str
     disabled: bool
     grants: list[GrantPublic]
+    session_refused: str | None = Field(
+        description="Why no notebook session may start for this user now (None: one may)"
+    )
 
 
 class SessionCreate(Strict):

@@ -304,23 +304,15 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         env.update({k: v for k, v in self.session.base_env().items() if k not in env})
         return env
 
-    async def check_eligible(self) -> None:
-        """Refuse at once, with the enclave's reason, a user who may not open a session."""
+    async def check_eligible(self) -> dict[str, Any]:
+        """The user's enclave record; refuse at once, with the enclave's own reason, a user who may
+        not open a session (the rule lives in the enclave: ``session_refused``)."""
         user = await self.enclave.user(self.user.name)
         if user is None:
             raise EnclaveRefused(403, f"{self.user.name} is not an enclave account")
-        if user.get("disabled"):
-            raise EnclaveRefused(403, f"the account {self.user.name} is disabled")
-        if "researcher" not in user.get("roles", []):
-            raise EnclaveRefused(
-                403, "notebook sessions are for researchers; your account has no researcher role"
-            )
-        if not user.get("grants"):
-            raise EnclaveRefused(
-                403,
-                "You hold no active data access grant, so no notebook session can start. Ask for access "
-                "to a dataset for one of your projects; a custodian of its hospital approves it.",
-            )
+        if user.get("session_refused"):
+            raise EnclaveRefused(403, str(user["session_refused"]))
+        return user
 
     async def _open_enclave_session(self, session: Session) -> None:
         started = await self.enclave.start_session(self.user.name, self.name, str(session.slot.session_ip))
@@ -519,8 +511,7 @@ NO_GRANTS_FORM = """
 async def grants_form(spawner: SandboxSpawner) -> str:
     """The spawn page: the grants a new session would carry, or why none can start."""
     try:
-        await spawner.check_eligible()
-        user = await spawner.enclave.user(spawner.user.name) or {}
+        user = await spawner.check_eligible()
     except EnclaveRefused as exc:
         return NO_GRANTS_FORM.format(reason=html.escape(exc.jupyterhub_message))
     rows = "".join(

@@ -78,6 +78,21 @@ def active_grants(ctx: Enclave, session: Session, user_id: str) -> list[Grant]:
     return list(session.scalars(query))
 
 
+def refusal(user: User, grants: list[Grant]) -> str | None:
+    """Why ``user`` (holding ``grants``, active now) may not open a notebook session, or None.
+
+    The one statement of the rule: the hub shows this text on its spawn page and :func:`start`
+    refuses with it.
+    """
+    if user.disabled:
+        return f"the account {user.id} is disabled"
+    if Role.RESEARCHER not in user.roles:
+        return f"{user.id} is not a researcher: notebook sessions are for approved researchers"
+    if not grants:
+        return NO_GRANT.format(user=user.id)
+    return None
+
+
 def session_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -101,13 +116,10 @@ def start(
         except ValueError as exc:
             raise Invalid("address must be an IP address", field="address") from exc
     user = session_user(session, user_id)
-    if user.disabled:
-        raise Forbidden(f"the account {user_id} is disabled")
-    if Role.RESEARCHER not in user.roles:
-        raise Forbidden(f"{user_id} is not a researcher: notebook sessions are for approved researchers")
     grants = active_grants(ctx, session, user_id)
-    if not grants:
-        raise Forbidden(NO_GRANT.format(user=user_id))
+    reason = refusal(user, grants)
+    if reason is not None:
+        raise Forbidden(reason)
     for previous in open_sessions(session, user_ids=[user_id], server=server):
         # The hub is starting this very server again: the old one is gone, never stop the new one.
         end(ctx, session, actor.id, previous, EndReason.SUPERSEDED, server_stopped=True)

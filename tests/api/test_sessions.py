@@ -291,10 +291,15 @@ def test_hub_looks_up_users(seeded_client: TestClient, seeded_enclave: Enclave, 
     minji = seeded_client.get("/v1/hub/users/minji.park", headers=bearer(hub_token))
     assert minji.status_code == 200
     assert [g["id"] for g in minji.json()["grants"]] == [_wdbc_grant(seeded_enclave).id]
+    assert minji.json()["session_refused"] is None
+    # The spawn page shows the enclave's own reason (the rule that POST /v1/sessions applies).
+    custodian = seeded_client.get("/v1/hub/users/jiho.kim", headers=bearer(hub_token)).json()
+    assert "not a researcher" in custodian["session_refused"]
     assert seeded_client.get("/v1/hub/users/nobody.here", headers=bearer(hub_token)).status_code == 404
     _disable(seeded_enclave, "minji.park")
     disabled = seeded_client.get("/v1/hub/users/minji.park", headers=bearer(hub_token)).json()
     assert (disabled["disabled"], disabled["grants"]) == (True, [])
+    assert disabled["session_refused"] == "the account minji.park is disabled"
 
 
 # ------------------------------------------------------------------------------- starting sessions
@@ -762,10 +767,18 @@ def test_repeated_refusals_are_folded_into_one_event(
             },
         )
     ]
+    # Probing many ids of one endpoint is one kind of refusal: the log cannot be flooded that way.
+    for n in range(20):
+        assert seeded_client.get(f"/v1/releases/rel-{n:012x}", headers=bearer("enc_x")).status_code == 401
+    probes = [
+        e for e in audit_events(seeded_enclave, "access.denied") if e["details"]["path"].startswith("/v1/rel")
+    ]
+    assert [e["details"]["path"] for e in probes] == ["/v1/releases/rel-000000000000"]
     # Another kind of refusal (another caller address) is its own event.
     elsewhere = TestClient(seeded_client.app, client=("192.0.2.7", 50000))
     assert elsewhere.get("/v1/me", headers=bearer("enc_not-a-real-token")).status_code == 401
     assert [e["details"]["address"] for e in audit_events(seeded_enclave, "access.denied")] == [
+        "testclient",
         "testclient",
         "192.0.2.7",
     ]

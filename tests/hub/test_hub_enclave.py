@@ -276,7 +276,7 @@ def test_people_without_a_researcher_role_get_no_server(world: World) -> None:
     browser, _ = world.browser("custodian")
     try:
         page = browser.spawn_page()
-        assert "notebook sessions are for researchers" in page.text
+        assert "notebook sessions are for approved researchers" in page.text
         assert browser.post_spawn_form().status_code == 403
     finally:
         browser.close()

@@ -7,6 +7,7 @@ with the session's environment, against the real API served by uvicorn on loopba
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -36,30 +37,28 @@ from tests.conftest import audit_events, bearer, session_token
 NOTEBOOK = WELCOME_DIR / "Welcome.ipynb"
 RESEARCHER = "minji.park"
 EXPORTED = ("wdbc_by_diagnosis.csv", "wdbc_by_diagnosis.csv.release.json")
-#: A masked card number right after a decimal point, as excerpts show it (``2.42***********88``).
 
-#: Runs the code cells (a JSON list of sources) in order in one namespace, as a kernel would: the value
-#: of a cell's last expression is rendered the way Jupyter displays it. A failure names the cell.
-DRIVER = """
-import ast, json, sys, traceback
 
-namespace = {"__name__": "__main__"}
-for index, source in enumerate(json.load(open(sys.argv[1], encoding="utf-8"))):
-    name = f"<code cell {index}>"
-    try:
-        tree = ast.parse(source, name)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, name, "exec"), namespace)
-        if last is not None:
-            value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
-            if value is not None:
-                print(repr(value))
-                if hasattr(value, "_repr_html_"):
-                    value._repr_html_()
-    except BaseException:
-        traceback.print_exc()
-        sys.exit(f"code cell {index} failed")
-"""
+def notebook_script(sources: list[str]) -> str:
+    """The code cells as one Python script that runs them in order in one namespace, as a kernel
+    would: a cell's trailing expression is displayed (``repr`` and ``_repr_html_``, as Jupyter does),
+    and a marker line before each cell names the one that failed."""
+    body: list[ast.stmt] = []
+    for index, source in enumerate(sources):
+        tree = ast.parse(source, f"<code cell {index}>")
+        body += ast.parse(f"print('### code cell {index}', flush=True)").body
+        statements = tree.body
+        if statements and isinstance(statements[-1], ast.Expr):
+            shown = ast.unparse(statements.pop().value)
+            statements += ast.parse(
+                f"_value = ({shown})\n"
+                "if _value is not None:\n"
+                "    print(repr(_value))\n"
+                "    if hasattr(_value, '_repr_html_'):\n"
+                "        _value._repr_html_()\n"
+            ).body
+        body += statements
+    return ast.unparse(ast.fix_missing_locations(ast.Module(body=body, type_ignores=[])))
 
 
 def _code_cells() -> list[str]:
@@ -106,15 +105,13 @@ def test_the_notebook_runs_top_to_bottom_in_a_session(seeded_enclave: Enclave, t
     token = session_token(seeded_enclave, RESEARCHER)
     home = tmp_path / "home"
     home.mkdir()
-    cells = tmp_path / "cells.json"
-    cells.write_text(json.dumps(_code_cells()), encoding="utf-8")
-    driver = tmp_path / "run_cells.py"
-    driver.write_text(DRIVER, encoding="utf-8")
+    script = tmp_path / "welcome.py"
+    script.write_text(notebook_script(_code_cells()), encoding="utf-8")
 
     with _serving(create_app(enclave=seeded_enclave)) as url:
         env = os.environ | {"ENCLAVE_API_URL": url, "ENCLAVE_API_TOKEN": token}
         run = subprocess.run(
-            [sys.executable, str(driver), str(cells)],
+            [sys.executable, str(script)],
             cwd=home,
             env=env,
             capture_output=True,
@@ -122,7 +119,8 @@ def test_the_notebook_runs_top_to_bottom_in_a_session(seeded_enclave: Enclave, t
             timeout=600,
             check=False,
         )
-        assert run.returncode == 0, f"{run.stderr}\n--- stdout ---\n{run.stdout}"
+        failed = [line for line in run.stdout.splitlines() if line.startswith("### code cell")][-1:]
+        assert run.returncode == 0, f"{failed}\n{run.stderr}\n--- stdout ---\n{run.stdout}"
         with httpx.Client(base_url=url, headers=bearer(token), timeout=60) as api:
             mine = api.get("/v1/egress-requests").raise_for_status().json()
             assert len(mine) == 1
@@ -225,3 +223,12 @@ def test_wait_egress_polls_until_the_checks_are_done_or_times_out() -> None:
     statuses = iter(["checking"] * 1000)
     with pytest.raises(TimeoutError, match="eg-1 still checking"):
         enclave.wait_egress("eg-1", timeout=0.05, interval=0.01)
+
+
+def test_notebook_script_runs_cells_in_order_and_shows_trailing_values(tmp_path: Path) -> None:
+    script = tmp_path / "cells.py"
+    script.write_text(notebook_script(["x = 20", "x + 22", "print('side')\nNone", "raise SystemExit(3)"]))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    assert run.returncode == 3
+    assert run.stdout.splitlines() == ["### code cell 0", "### code cell 1", "42", "### code cell 2", "side",
+                                       "### code cell 3"]  # fmt: skip

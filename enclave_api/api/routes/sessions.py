@@ -41,6 +41,7 @@ def hub_user(enclave: Enclave, session: Session, user: User) -> HubUserPublic:
         org=user.org_id,
         disabled=user.disabled,
         grants=[grant_public(g, now) for g in grants],
+        session_refused=service.refusal(user, grants),
     )
 
 
