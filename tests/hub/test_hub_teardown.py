@@ -54,6 +54,19 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+def describe(pids: set[int]) -> str:
+    """Each pid with its state and command line (what kept a session alive, when a test fails)."""
+    lines = []
+    for pid in sorted(pids):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            state, command = "gone", ""
+        lines.append(f"{pid} {state} {command[:200]}")
+    return "\n".join(lines) or "no processes"
+
+
 def test_stop_through_restored_state_removes_every_trace(
     make_spawner: Callable[..., SandboxSpawner], places: sandbox.Places
 ) -> None:
@@ -104,7 +117,10 @@ def test_a_dead_server_is_seen_by_poll_and_cleaned_by_stop(places: sandbox.Place
     assert asyncio.run(spawner.poll()) is None
     proc.kill()
     proc.wait()
-    assert wait_until(lambda: asyncio.run(spawner.poll()) is not None)
+    # A killed sandbox's processes may take a while to be reaped on a loaded 2-core machine.
+    assert wait_until(lambda: asyncio.run(spawner.poll()) is not None, timeout=30), describe(
+        session.live_processes()
+    )
     asyncio.run(spawner.stop())
     # The sandbox's own init may linger as a zombie for a moment on a loaded machine.
     assert wait_until(lambda: resources_of(places, session.name) == []), resources_of(places, session.name)
