@@ -32,6 +32,7 @@ from enclave_api.api.routes import (
 )
 from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
+from enclave_api.portal import router as portal_router
 from enclave_api.services import egress as egress_service
 from enclave_api.services import sessions as sessions_service
 from enclave_api.services.releases import recover_interrupted
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         sessions.hub_router,
         sessions.sessions_router,
         web_login.router,
+        portal_router(),
     ):
         app.include_router(router)
 

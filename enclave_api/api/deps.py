@@ -54,11 +54,20 @@ def resolve_principal(request: Request, enclave: Enclave, bearer: str | None) ->
         and request.headers.get(CSRF_HEADER) != CSRF_VALUE
     ):
         raise Forbidden(f"changes with a browser login need the header {CSRF_HEADER}: {CSRF_VALUE}")
+    return authenticate_request(request, enclave, token, from_cookie=cookie is not None)
+
+
+def authenticate_request(request: Request, enclave: Enclave, token: str, from_cookie: bool) -> Principal:
+    """The principal of ``token`` (sent as the login cookie or not), recorded on the request.
+
+    Browser logins (``web`` tokens) are accepted only as the cookie and other tokens never are, so a
+    leaked API token cannot become a browser login nor a cookie be replayed as a bearer token.
+    """
     now = enclave.now()
     with enclave.read() as session:
         address = request.client.host if request.client else None
         principal = authenticate(enclave, session, token, now, address)
-    if (cookie is not None) != (principal.token_kind == "web"):  # noqa: S105 - a kind, not a secret
+    if from_cookie != (principal.token_kind == "web"):  # noqa: S105 - a kind, not a secret
         raise Unauthenticated("browser logins work only as the login cookie, other tokens never do")
     if principal.token_use_due(now):
         record_token_use(enclave, principal)

@@ -204,8 +204,15 @@ def login(ctx: Enclave, session: Session, username: str, password: str, via: str
 
 
 def web_login(ctx: Enclave, session: Session, user_id: str) -> str:
-    """A browser login for ``user_id``, whom the hub vouched for (OAuth): a ``web`` token that lives
-    ``web_login_hours`` and is only accepted from the login cookie. Audited as ``auth.login``."""
+    """A browser login for ``user_id``, whom the hub vouched for (OAuth). Audited as ``auth.login``."""
+    token = web_token(ctx, session, user_id)
+    ctx.audit.append(session, "auth.login", user_id, {"user": user_id}, {"via": "hub_oauth"})
+    return token
+
+
+def web_token(ctx: Enclave, session: Session, user_id: str) -> str:
+    """A ``web`` token for an authenticated ``user_id``: it lives ``web_login_hours`` and is only
+    accepted from the login cookie (the caller audits how the user logged in)."""
     user = session.get(User, user_id)
     if user is None or user.disabled:
         raise Unauthenticated(f"{user_id} is not an active enclave account")
@@ -213,7 +220,6 @@ def web_login(ctx: Enclave, session: Session, user_id: str) -> str:
     issued = issue_token(
         ctx, session, user_id, user_id, name="browser login", kind="web", expires_at=expires_at
     )
-    ctx.audit.append(session, "auth.login", user_id, {"user": user_id}, {"via": "hub_oauth"})
     return issued.token
 
 

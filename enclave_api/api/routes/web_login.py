@@ -19,9 +19,11 @@ from enclave_api.api.deps import WEB_COOKIE, EnclaveDep, resolve_principal
 from enclave_api.context import Enclave
 from enclave_api.errors import EnclaveError, Forbidden, NotFound, Unauthenticated
 from enclave_api.hub.oauth import HubOAuthError, authorize_url, identify
+from enclave_api.portal.web import safe_next
 from enclave_api.services import identity
 
 STATE_COOKIE = "enclave_oauth_state"
+NEXT_COOKIE = "enclave_oauth_next"
 
 router = APIRouter(tags=["login"], include_in_schema=False)
 
@@ -38,8 +40,11 @@ def _redirect_uri(enclave: Enclave) -> str:
 
 
 @router.get("/login")
-def login(request: Request, enclave: EnclaveDep) -> Response:
-    """Send the browser to the hub's OAuth authorize endpoint (the hub logs the user in if needed)."""
+def login(request: Request, enclave: EnclaveDep, next: str | None = Query(None, max_length=500)) -> Response:
+    """Send the browser to the hub's OAuth authorize endpoint (the hub logs the user in if needed).
+
+    ``next``: a portal page to return to after the login (anything else is ignored).
+    """
     _hub_client(enclave)
     state = secrets.token_urlsafe(24)
     prefix = enclave.settings.hub_service_prefix.rstrip("/")
@@ -49,6 +54,16 @@ def login(request: Request, enclave: EnclaveDep) -> Response:
     response.set_cookie(
         STATE_COOKIE, state, max_age=600, path=prefix, httponly=True, samesite="lax", secure=secure
     )
+    if next is not None:
+        response.set_cookie(
+            NEXT_COOKIE,
+            safe_next(next),
+            max_age=600,
+            path=prefix,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+        )
     return response
 
 
@@ -77,7 +92,8 @@ async def oauth_callback(
 
     token = await run_in_threadpool(issue)
     prefix = enclave.settings.hub_service_prefix.rstrip("/")
-    response = RedirectResponse(f"{prefix}/", status_code=302)
+    back = request.cookies.get(NEXT_COOKIE)
+    response = RedirectResponse(prefix + (safe_next(back) if back else "/"), status_code=302)
     response.set_cookie(
         WEB_COOKIE,
         token,
@@ -88,6 +104,7 @@ async def oauth_callback(
         secure=request.url.scheme == "https",
     )
     response.delete_cookie(STATE_COOKIE, path=prefix)
+    response.delete_cookie(NEXT_COOKIE, path=prefix)
     return response
 
 

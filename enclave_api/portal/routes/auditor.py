@@ -1,0 +1,9 @@
+"""Portal pages for the auditor role."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from enclave_api.portal.web import PREFIX, PortalRoute
+
+router = APIRouter(prefix=PREFIX, route_class=PortalRoute, include_in_schema=False)
