@@ -503,9 +503,14 @@ def _serve(settings: Settings, hub: HubLayout | None) -> None:
             update={"hub_api_url": hub_process.layout.hub_api_url, "hub_api_token": token}
         )
     print(f"API: {base}", flush=True)
-    print(f"Portal: {base}/portal (not built yet: the portal arrives with its own issue)", flush=True)
     if hub_process is not None:
+        # Through the hub's proxy the portal shares the hub's login (same site, the hub's OAuth).
+        portal = f"{hub_process.layout.bind_url}{settings.hub_service_prefix.rstrip('/')}/portal/"
+        print(f"Portal: {portal}", flush=True)
         print(f"Hub: {hub_process.layout.bind_url}", flush=True)
+    else:
+        print(f"Portal: {base}/portal/", flush=True)
+    _print_demo_logins(settings.data_dir)
     try:
         uvicorn.run(
             create_app(settings),
@@ -519,6 +524,20 @@ def _serve(settings: Settings, hub: HubLayout | None) -> None:
             hub_process.stop()
             with opened(settings.data_dir, settings.database_url) as enclave, enclave.write() as session:
                 sessions.end_all(enclave, session, sessions.EndReason.STOPPED)
+
+
+def _print_demo_logins(data_dir: Path) -> None:
+    """The generated demo accounts, so a newcomer can log in as each role (demo world only)."""
+    logins_file = data_dir / "demo-logins.json"
+    if not logins_file.is_file():
+        return
+    try:
+        logins = json.loads(logins_file.read_text())
+    except (OSError, ValueError):
+        return
+    print(f"Demo logins ({logins_file}):", flush=True)
+    for role, login in logins.items():
+        print(f"  {role:<12} {login['username']:<14} {login['password']}", flush=True)
 
 
 def _start_hub(settings: Settings, layout: HubLayout) -> HubProcess | None:

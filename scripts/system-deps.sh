@@ -11,11 +11,13 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # OCR of figures at egress (PNG/JPEG outputs are scanned for identifiers), English and Korean.
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 [[ -e /usr/share/tesseract-ocr/5/tessdata/kor.traineddata ]] || need+=(tesseract-ocr-kor)
+# The portal's tests drive Debian's Chromium with Playwright (no browser is downloaded).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]} == 0)); then
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
-  echo "missing Debian packages: ${need[*]} (run as root or install them; PostgreSQL tests and OCR need them)" >&2
+  echo "missing Debian packages: ${need[*]} (run as root or install them; PostgreSQL tests, OCR and the portal's browser tests need them)" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -231,11 +231,14 @@ def test_demo_seed_then_up_serves_the_api(data_dir: Path) -> None:
         metrics = httpx.get(f"{base}/metrics").text
         assert 'enclave_http_requests_total{method="GET",route="/v1/me",status="200"} 1.0' in metrics
         assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "Secure data enclave API"
+        assert "Log in" in httpx.get(f"{base}/portal/login").text
     finally:
         server.terminate()
         out, err = server.communicate(timeout=30)
     assert f"API: http://127.0.0.1:{port}" in out
-    assert "Portal: " in out and "Hub: " in out
+    assert f"Portal: http://127.0.0.1:{port}/portal/" in out and "Hub: off (--no-hub)" in out
+    # A newcomer sees whom to log in as.
+    assert f"researcher   minji.park     {logins['researcher']['password']}" in out
     access_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line.get("route") == "/v1/me" and line.get("user") == "minji.park" for line in access_lines)
 
