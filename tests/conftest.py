@@ -123,7 +123,14 @@ def fresh_enclave(database_url: str, tmp_path: Path) -> Iterator[Enclave]:
 def seeded_enclave(
     backend: str, tmp_path: Path, _templates: _Template, request: pytest.FixtureRequest
 ) -> Iterator[Enclave]:
-    template_dir, template_url = _templates.get(backend)
+    yield from seeded_copy(backend, tmp_path, _templates, request)
+
+
+def seeded_copy(
+    backend: str, tmp_path: Path, templates: _Template, request: pytest.FixtureRequest
+) -> Iterator[Enclave]:
+    """A copy of the seeded demo world, opened; closed and dropped when the generator finishes."""
+    template_dir, template_url = templates.get(backend)
     data_dir = tmp_path / "data"
     shutil.copytree(template_dir, data_dir)
     if backend == "sqlite":

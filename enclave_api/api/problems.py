@@ -96,7 +96,55 @@ def record_denial(request: Request, exc: EnclaveError, recorder: DenialRecorder)
         log.exception("could not audit a refused call", extra={"path": request.url.path})
 
 
+#: How errors are documented in the OpenAPI: every operation may answer these as problem+json.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; some problems add fields (field, errors, budget figures).",
+    "type": "object",
+    "required": ["type", "status", "title", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "status": {"type": "integer"},
+        "title": {"type": "string"},
+        "detail": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+PROBLEM_STATUSES = {
+    "401": "Unauthenticated: missing, invalid, expired or revoked credential",
+    "403": "Not allowed for this caller",
+    "404": "Unknown, or not visible to this caller",
+    "409": "State conflict (e.g. budget exhausted, wrong state)",
+    "413": "Request too large",
+    "422": "Invalid input",
+}
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI say what the API really answers on errors: problem+json, not FastAPI's
+    default validation body (clients and fuzzers validate responses against it)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+            for schemas in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(schemas, None)
+            problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    for status, description in PROBLEM_STATUSES.items():
+                        responses[status] = {"description": description, "content": problem_content}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    document(app)
     denials = DenialRecorder()
 
     @app.exception_handler(EnclaveError)

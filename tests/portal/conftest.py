@@ -17,46 +17,23 @@ SQLite and PostgreSQL): their modules set ``pytestmark = SQLITE_ONLY``.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from enclave_api.api.app import create_app
 from enclave_api.context import Enclave
+from tests.liveserver import serve
 from tests.portal.support import CHROMIUM, CHROMIUM_ARGS, Live
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def live(seeded_enclave: Enclave) -> Iterator[Live]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(enclave=seeded_enclave), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="portal-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the portal's server did not start")
-        time.sleep(0.02)
     logins = json.loads((seeded_enclave.data_dir / "demo-logins.json").read_text())
-    yield Live(f"http://127.0.0.1:{port}", seeded_enclave, logins)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(enclave=seeded_enclave)) as base:
+        yield Live(base, seeded_enclave, logins)
 
 
 @pytest.fixture(scope="session")
