@@ -223,13 +223,26 @@ class EnclaveClient:
         """Send files to the egress airlock; the answer carries the automatic checks and the status
         (``blocked`` with reasons, or ``in_review``). Include a release's ``.release.json`` manifest
         beside its CSV to have the numbers accepted as DP output."""
-        handles = [open(path, "rb") for path in paths]  # noqa: SIM115 - closed below
+        data = {"justification": justification} | ({"project_id": project_id} if project_id else {})
+        return self._send_files("/v1/egress-requests", paths, data)
+
+    def resubmit_egress(
+        self, request_id: str, paths: Sequence[str | os.PathLike[str]], justification: str
+    ) -> dict[str, Any]:
+        """After a custodian asked for changes: send the revised files (a new round of checks and
+        reviews); the answer is the request with its new checks."""
+        path = f"/v1/egress-requests/{request_id}/resubmit"
+        return self._send_files(path, paths, {"justification": justification})
+
+    def _send_files(
+        self, path: str, paths: Sequence[str | os.PathLike[str]], data: dict[str, str]
+    ) -> dict[str, Any]:
+        handles = [open(name, "rb") for name in paths]  # noqa: SIM115 - closed below
         try:
             files = [
-                ("files", (Path(path).name, handle)) for path, handle in zip(paths, handles, strict=True)
+                ("files", (Path(name).name, handle)) for name, handle in zip(paths, handles, strict=True)
             ]
-            data = {"justification": justification} | ({"project_id": project_id} if project_id else {})
-            result: dict[str, Any] = self._call("POST", "/v1/egress-requests", files=files, data=data)
+            result: dict[str, Any] = self._call("POST", path, files=files, data=data)
         finally:
             for handle in handles:
                 handle.close()

@@ -22,6 +22,7 @@ from enclave_api.db import Database
 from enclave_api.errors import ConfigurationError
 from enclave_api.groupcommit import GroupCommitter
 from enclave_api.hub.control import SessionControl, make_session_control
+from enclave_api.limits import AbuseLimits
 from enclave_api.migrate import upgrade
 from enclave_api.secret_store import Secrets, load_secrets
 from enclave_api.settings import Settings
@@ -51,14 +52,21 @@ class Enclave:
     egress_checks: CheckWorker = field(init=False)
     #: How servers of ended notebook sessions are stopped (the hub's REST API, or nothing).
     session_control: SessionControl = field(init=False)
+    #: Rate limits on costly actions and failed-login throttling (this process's counts).
+    limits: AbuseLimits = field(init=False)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self)
+        self.limits = AbuseLimits(self.settings)
         self.quarantine = EncryptedDatasetStore(self.settings.quarantine_dir, self.secrets.key_provider)
         self.egress_checks = CheckWorker(timeout=self.settings.egress_check_timeout_seconds)
         hub_token = self.settings.hub_api_token
         self.session_control = make_session_control(
-            self.settings.hub_api_url, hub_token.get_secret_value() if hub_token else None
+            self.settings.hub_api_url,
+            hub_token.get_secret_value() if hub_token else None,
+            self.settings.session_control,
+            self.settings.kubernetes_namespace,
+            self.settings.kubernetes_in_cluster,
         )
 
     @classmethod

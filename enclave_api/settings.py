@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,6 +90,17 @@ class Settings(BaseSettings):
     hub_api_token: SecretStr | None = Field(
         None, description="Token of the enclave-api service registered in JupyterHub (needs hub_api_url)"
     )
+    session_control: Literal["auto", "jupyterhub", "kubernetes", "none"] = Field(
+        "auto",
+        description="How servers of ended sessions are stopped: jupyterhub (its REST API), kubernetes "
+        "(delete the user's pod), none; auto: jupyterhub when hub_api_url and hub_api_token are set",
+    )
+    kubernetes_namespace: str | None = Field(
+        None, description="Namespace of the user pods (session_control kubernetes; required there)"
+    )
+    kubernetes_in_cluster: bool = Field(
+        True, description="Reach the Kubernetes API with the pod's service account (else ~/.kube/config)"
+    )
     hub_service_prefix: str = Field(
         "/services/enclave-api",
         description="Path under which JupyterHub's proxy forwards to the API (the enclave-api service)",
@@ -98,6 +110,21 @@ class Settings(BaseSettings):
     )
     web_login_hours: float = Field(
         12.0, gt=0, le=24 * 7, description="Lifetime of a browser login obtained through the hub"
+    )
+    rate_limit_queries_per_minute: int = Field(
+        60, ge=1, description="DP queries a user may run per minute (429 beyond, with Retry-After)"
+    )
+    rate_limit_egress_per_hour: int = Field(
+        20, ge=1, description="Egress submissions (and resubmissions) a user may make per hour"
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins per username and caller address before logins pause"
+    )
+    login_max_failures_per_address: int = Field(
+        50, ge=1, description="Failed logins per caller address (any username) before logins pause"
+    )
+    login_throttle_minutes: float = Field(
+        15.0, gt=0, description="Window of the failed-login limits; attempts resume when it has passed"
     )
     pii_ner: bool = Field(
         False, description="Also run spaCy NER (names in English prose) at egress; findings go to review"

@@ -108,3 +108,13 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
         return principal
 
     return check
+
+
+def limit_queries(principal: CurrentPrincipal, enclave: EnclaveDep) -> None:
+    """Route dependency: the caller's DP query rate (429 beyond it)."""
+    enclave.limits.take_query(principal.id)
+
+
+def limit_egress(principal: CurrentPrincipal, enclave: EnclaveDep) -> None:
+    """Route dependency: the caller's egress submission rate (429 beyond it)."""
+    enclave.limits.take_egress(principal.id)

@@ -23,7 +23,9 @@ PROBLEM_JSON = "application/problem+json"
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail} | extra
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -117,6 +119,7 @@ PROBLEM_STATUSES = {
     "409": "State conflict (e.g. budget exhausted, wrong state)",
     "413": "Request too large",
     "422": "Invalid input",
+    "429": "Too many requests: a rate limit or login throttle (see Retry-After)",
 }
 
 
@@ -145,7 +148,8 @@ def document(app: FastAPI) -> None:
 
 def install(app: FastAPI) -> None:
     document(app)
-    denials = DenialRecorder()
+    # One per app: the API's and the portal's refusals fold together, and apps never share counts.
+    denials = app.state.denials = DenialRecorder()
 
     @app.exception_handler(EnclaveError)
     async def _enclave(request: Request, exc: EnclaveError) -> JSONResponse:

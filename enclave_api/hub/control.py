@@ -8,7 +8,10 @@ kernel. Implementations:
 * :class:`JupyterHubControl` — the embedded default: the JupyterHub REST API, as the ``enclave-api``
   service the generated hub configuration registers (scope ``servers``).
 
-The Kubernetes deployment adds one that deletes the user's pod. Chosen in :func:`make_session_control`.
+* :class:`~enclave_api.hub.kube.KubernetesSessionControl` — the Kubernetes deployment: deletes the
+  user's pod (imported only when chosen, so the API needs the ``kubernetes`` client only there).
+
+Chosen by name (``Settings.session_control``) in :func:`make_session_control`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 from urllib.parse import quote
 
 import httpx
+
+from enclave_api.errors import ConfigurationError
 
 log = logging.getLogger("enclave.sessions")
 
@@ -72,8 +77,32 @@ class JupyterHubControl(SessionControl):
         return False
 
 
-def make_session_control(api_url: str | None, token: str | None) -> SessionControl:
-    """The plug-in for these settings: the hub's REST API when configured, else none."""
+def make_session_control(
+    api_url: str | None,
+    token: str | None,
+    choice: str = "auto",
+    namespace: str | None = None,
+    in_cluster: bool = True,
+) -> SessionControl:
+    """The plug-in named ``choice``; ``auto``: the hub's REST API when configured, else none.
+
+    A choice that lacks its settings is a :class:`ConfigurationError` (at startup, not at the first
+    revocation).
+    """
+    if choice == "none":
+        return NoSessionControl()
+    if choice == "kubernetes":
+        if not namespace:
+            raise ConfigurationError("session_control kubernetes needs ENCLAVE_KUBERNETES_NAMESPACE")
+        from enclave_api.hub.kube import KubernetesSessionControl
+
+        return KubernetesSessionControl(namespace, in_cluster=in_cluster)
+    if choice == "jupyterhub" and not (api_url and token):
+        raise ConfigurationError(
+            "session_control jupyterhub needs ENCLAVE_HUB_API_URL and ENCLAVE_HUB_API_TOKEN"
+        )
+    if choice not in ("auto", "jupyterhub"):
+        raise ConfigurationError(f"unknown session control {choice!r}")
     if api_url and token:
         return JupyterHubControl(api_url, token)
     return NoSessionControl()

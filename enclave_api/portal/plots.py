@@ -64,8 +64,10 @@ def _axes(y_max: float, y_label: str, x_labels: Sequence[tuple[float, str]]) -> 
         f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}"/>'
     )
     for x, text in x_labels:
+        # Labels at the plot's edges are anchored inward so that they are not cut off.
+        anchor = "start" if x <= LEFT else "end" if x >= WIDTH - RIGHT else "middle"
         parts.append(
-            f'<text class="label" x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
+            f'<text class="label" x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}">'
             f"{escape(text)}</text>"
         )
     parts.append(

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from enclave_api.api.deps import SAFE_METHODS, WEB_COOKIE, EnclaveDep, authenticate_request
-from enclave_api.api.problems import DenialRecorder, record_denial
+from enclave_api.api.problems import record_denial
 from enclave_api.context import Enclave
 from enclave_api.errors import EnclaveError, Forbidden, LoginFailed, Unauthenticated
 from enclave_api.roles import Role
@@ -53,9 +53,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-
-_denials = DenialRecorder()
-
 
 def _when(value: datetime | None) -> str:
     """A timestamp as people read it (UTC, to the minute)."""
@@ -213,11 +210,11 @@ class PortalRoute(APIRoute):
                 if request.method in SAFE_METHODS and not isinstance(exc, LoginFailed):
                     reason = "expired" if "expired" in exc.detail or "revoked" in exc.detail else "login"
                     return _login_redirect(request, reason)
-                await run_in_threadpool(record_denial, request, exc, _denials)
+                await run_in_threadpool(record_denial, request, exc, request.app.state.denials)
                 return error_page(request, exc.status, exc.title, exc.detail)
             except EnclaveError as exc:
                 if exc.status == 403:
-                    await run_in_threadpool(record_denial, request, exc, _denials)
+                    await run_in_threadpool(record_denial, request, exc, request.app.state.denials)
                 return error_page(request, exc.status, exc.title, exc.detail)
             except RequestValidationError as exc:
                 problems = []

@@ -167,17 +167,38 @@ class LoginOutcome:
 
     user: User | None
     failure: str | None = None
+    #: For ``throttled``: seconds until attempts resume.
+    retry_after: float = 0.0
 
 
 _dummy_hash: list[str] = []
 
 
-def login(ctx: Enclave, session: Session, username: str, password: str, via: str = "hub") -> LoginOutcome:
+def login(
+    ctx: Enclave,
+    session: Session,
+    username: str,
+    password: str,
+    via: str = "hub",
+    address: str | None = None,
+) -> LoginOutcome:
     """Check a password and audit the attempt (``auth.login`` or ``auth.login_failed``) in ``session``.
 
     Unknown users cost the same Argon2 verification as known ones, so timing does not tell them apart.
+    After too many failures for this username from ``address`` (or from ``address`` at all) attempts
+    are refused unchecked (``throttled``, :attr:`LoginOutcome.retry_after`) until the window passes.
     The caller commits the audit event before it answers, also for a failure.
     """
+    wait = ctx.limits.login_wait(username, address)
+    if wait:
+        ctx.audit.append(
+            session,
+            "auth.login_failed",
+            "anonymous",
+            {"username": username[:64]},
+            {"via": via, "reason": "throttled"},
+        )
+        return LoginOutcome(None, "throttled", retry_after=wait)
     user = session.get(User, username) if _USER_ID.match(username) else None
     failure: str | None = None
     if user is None or not user.password_hash:
@@ -197,8 +218,10 @@ def login(ctx: Enclave, session: Session, username: str, password: str, via: str
             {"username": username[:64]},
             {"via": via, "reason": failure},
         )
+        ctx.limits.login_failed(username, address)
         return LoginOutcome(None, failure)
     assert user is not None  # noqa: S101 - narrowed above
+    ctx.limits.login_succeeded(username, address)
     ctx.audit.append(session, "auth.login", user.id, {"user": user.id}, {"via": via})
     return LoginOutcome(user)
 
@@ -299,7 +322,7 @@ def authenticate(
     if record is None:
         raise Unauthenticated("invalid token")
     if record.kind == "session":
-        _check_session_credential(session, record.id, address)
+        _check_session_credential(ctx, session, record.id, address)
     if record.revoked_at is not None:
         raise Unauthenticated("token has been revoked")
     if now >= record.expires_at:
@@ -315,11 +338,40 @@ def authenticate(
     return principal
 
 
-def _check_session_credential(session: Session, token_id: str, address: str | None) -> None:
+def _check_session_credential(ctx: Enclave, session: Session, token_id: str, address: str | None) -> None:
     notebook = session.scalars(
         select(NotebookSession).where(NotebookSession.token_id == token_id)
     ).one_or_none()
     if notebook is None or notebook.ended_at is not None:
         raise Unauthenticated("this notebook session has ended; restart your server in JupyterHub")
-    if notebook.address is not None and address != notebook.address:
+    bound = notebook.address
+    if bound is None and address is not None:
+        bound = _bind_session(ctx, notebook.id, notebook.user_id, token_id, address)
+    if bound is not None and address != bound:
         raise Unauthenticated("a session credential works only from inside its own notebook session")
+
+
+def _bind_session(ctx: Enclave, session_id: str, user_id: str, token_id: str, address: str) -> str | None:
+    """Bind a session opened without an address (a Kubernetes pod learns its IP only after its
+    credential is made) to its first caller's address; returns the address it is bound to (the
+    conditional update makes concurrent first calls agree on one)."""
+
+    def bind(session: Session) -> str | None:
+        claimed = session.execute(
+            update(NotebookSession)
+            .where(NotebookSession.id == session_id, NotebookSession.address.is_(None))
+            .values(address=address)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            ctx.audit.append(
+                session,
+                "session.bound",
+                user_id,
+                {"session": session_id, "user": user_id, "token": token_id},
+                {"address": address[:45]},
+            )
+            return address
+        return session.scalar(select(NotebookSession.address).where(NotebookSession.id == session_id))
+
+    return ctx.transact(bind)

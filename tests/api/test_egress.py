@@ -471,7 +471,7 @@ def test_a_scanner_crash_or_hang_blocks_never_releases(
 
 
 def test_changes_requested_then_resubmitted_and_rejected(
-    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str]
+    airlock: Enclave, seeded_client: TestClient, tokens: dict[str, str], tmp_path: Path
 ) -> None:
     project = _grant(seeded_client, tokens, dataset="wdbc")
     body = _submit(seeded_client, tokens["researcher"], {"summary.txt": b"mean radius 14.1"}, project).json()
@@ -496,15 +496,12 @@ def test_changes_requested_then_resubmitted_and_rejected(
         headers=bearer(tokens["custodian"]),
     )
     assert changes.json()["status"] == "changes_requested"
-    resubmitted = seeded_client.post(
-        f"/v1/egress-requests/{request_id}/resubmit",
-        files=[("files", ("summary.txt", b"mean radius 14.1 mm"))],
-        data={"justification": JUSTIFICATION},
-        headers=bearer(tokens["researcher"]),
-    )
-    assert resubmitted.status_code == 200, resubmitted.text
-    assert resubmitted.json()["round"] == 2 and resubmitted.json()["status"] == "in_review"
-    assert resubmitted.json()["reviews"] == []  # a new round is reviewed afresh
+    revised = tmp_path / "summary.txt"
+    revised.write_bytes(b"mean radius 14.1 mm")
+    researcher = EnclaveClient("http://testserver", tokens["researcher"], http=seeded_client)
+    resubmitted = researcher.resubmit_egress(request_id, [revised], JUSTIFICATION)
+    assert resubmitted["round"] == 2 and resubmitted["status"] == "in_review"
+    assert resubmitted["reviews"] == []  # a new round is reviewed afresh
     rejected = seeded_client.post(
         f"/v1/egress-requests/{request_id}/reviews", json={"decision": "reject", "comment": "Not needed."},
         headers=bearer(tokens["custodian"]),

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from audit.store import AuditEvent
 from enclave_api.client import EnclaveAPIError, EnclaveClient
 from enclave_api.context import Enclave
+from enclave_api.limits import AbuseLimits
 from enclave_api.models import Grant, Release
 from enclave_api.services.releases import verify_release
 from tests.api.test_access_flow import _approved_grant
@@ -129,6 +130,10 @@ def test_200_concurrent_queries_release_exactly_what_the_budget_affords(
 
     grant_id = _grant(seeded_client, tokens, "mirae_registry", "custodian3", epsilon=1.0)
     query = {"aggregates": [{"fn": "count", "as": "n"}]}
+    # The budget is what is tested here, not the per-user rate limit (60 a minute by default).
+    seeded_enclave.limits = AbuseLimits(
+        seeded_enclave.settings.model_copy(update={"rate_limit_queries_per_minute": 1000})
+    )
 
     def one(_: int) -> int:
         return int(_query(seeded_client, tokens["researcher"], "mirae_registry", 0.1, query).status_code)

@@ -797,3 +797,26 @@ def test_denial_recorder_folds_repeats_into_the_next_event() -> None:
     assert recorder.take(key) == 2
     time.sleep(0.3)
     assert recorder.take(key) == 1
+
+
+def test_a_session_opened_without_an_address_is_bound_to_its_first_caller(
+    seeded_enclave: Enclave, hub_token: str
+) -> None:
+    """A Kubernetes pod gets its IP after its credential: the first call made with it binds the
+    session to that address, and the credential is useless from anywhere else from then on."""
+    from enclave_api.api.app import create_app
+
+    app = create_app(enclave=seeded_enclave)
+    hub = TestClient(app, client=("10.60.0.2", 40000))
+    body = _started(hub, hub_token)
+    assert body["address"] is None
+    pod = TestClient(app, client=("10.60.1.7", 40001))
+    thief = TestClient(app, client=("10.60.9.9", 40002))
+    assert pod.get("/v1/me", headers=bearer(body["token"])).status_code == 200
+    assert thief.get("/v1/me", headers=bearer(body["token"])).status_code == 401
+    assert pod.get("/v1/me", headers=bearer(body["token"])).status_code == 200
+    bound = audit_events(seeded_enclave, "session.bound")
+    assert [e["details"]["address"] for e in bound] == ["10.60.1.7"]
+    with seeded_enclave.read() as session:
+        record = session.get(NotebookSession, body["id"])
+        assert record is not None and record.address == "10.60.1.7"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, SessionPrincipal
+from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, SessionPrincipal, limit_egress
 from enclave_api.api.schemas import (
     EgressDatasetPublic,
     EgressFilePublic,
@@ -100,6 +100,7 @@ def _view(enclave: EnclaveDep, principal: Principal, request_id: str) -> EgressR
     response_model=EgressRequestPublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra={"x-session-only": True},
+    dependencies=[Depends(limit_egress)],
 )
 async def submit(
     principal: SessionPrincipal,
@@ -135,7 +136,10 @@ def review(
 
 
 @router.post(
-    "/{request_id}/resubmit", response_model=EgressRequestPublic, openapi_extra={"x-session-only": True}
+    "/{request_id}/resubmit",
+    response_model=EgressRequestPublic,
+    openapi_extra={"x-session-only": True},
+    dependencies=[Depends(limit_egress)],
 )
 async def resubmit(
     request_id: str,

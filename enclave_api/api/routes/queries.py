@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, require_role
+from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, limit_queries, require_role
 from enclave_api.roles import Role
 from enclave_api.services import releases as service
 from privacy.dp import QueryRequest
@@ -38,7 +38,9 @@ class ReleasePublic(BaseModel):
 
 
 @router.post(
-    "/v1/queries", response_model=QueryResponse, dependencies=[Depends(require_role(Role.RESEARCHER))]
+    "/v1/queries",
+    response_model=QueryResponse,
+    dependencies=[Depends(require_role(Role.RESEARCHER)), Depends(limit_queries)],
 )
 def query(body: QueryRequest, principal: CurrentPrincipal, enclave: EnclaveDep) -> QueryResponse:
     outcome = service.run_dp_query(enclave, principal, body)

@@ -6,7 +6,7 @@ auditors may list sessions, and admins may end one (its server is then stopped t
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from enclave_api.api.schemas import (
 )
 from enclave_api.context import Enclave
 from enclave_api.errors import LoginFailed
+from enclave_api.limits import TooManyRequests
 from enclave_api.models import NotebookSession, User
 from enclave_api.roles import Role
 from enclave_api.services import identity
@@ -61,11 +62,15 @@ def session_public(record: NotebookSession, token: str | None = None) -> Session
 
 
 @hub_router.post("/login", response_model=HubUserPublic)
-def login(body: HubLogin, enclave: EnclaveDep) -> HubUserPublic:
-    """Check a user's password (the hub's login form); 401 for any failure, audited either way."""
+def login(body: HubLogin, request: Request, enclave: EnclaveDep) -> HubUserPublic:
+    """Check a user's password (the hub's login form); 401 for any failure, 429 while failed logins
+    are throttled, audited either way."""
+    address = request.client.host if request.client else None
     with enclave.write() as session:
-        outcome = identity.login(enclave, session, body.username, body.password)
+        outcome = identity.login(enclave, session, body.username, body.password, address=address)
         public = hub_user(enclave, session, outcome.user) if outcome.user is not None else None
+    if outcome.failure == "throttled":
+        raise TooManyRequests("too many failed logins; try again later", outcome.retry_after)
     if public is None:
         raise LoginFailed("invalid username or password")
     return public

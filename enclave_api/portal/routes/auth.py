@@ -8,6 +8,7 @@ login: a ``web`` token in an HttpOnly, SameSite=Strict cookie scoped to the port
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from typing import Annotated
 
@@ -87,15 +88,23 @@ async def login(
     if expected is None or not hmac.compare_digest(expected, nonce):
         return _login_form(request, next, "The login form expired. Please try again.", status=403)
 
-    def check() -> str | None:
+    address = request.client.host if request.client else None
+
+    def check() -> identity.LoginOutcome | str:
         with enclave.write() as session:
-            outcome = identity.login(enclave, session, username, password, via="portal")
+            outcome = identity.login(enclave, session, username, password, via="portal", address=address)
             if outcome.user is None:
-                return None
+                return outcome
             return identity.web_token(enclave, session, outcome.user.id)
 
     token = await run_in_threadpool(check)
-    if token is None:
+    if isinstance(token, identity.LoginOutcome):
+        if token.failure == "throttled":
+            minutes = max(1, math.ceil(token.retry_after / 60))
+            message = f"Too many failed logins. Please try again in {minutes} minute{'s' * (minutes > 1)}."
+            response = _login_form(request, next, message, status=429)
+            response.headers["Retry-After"] = str(math.ceil(token.retry_after))
+            return response
         return _login_form(request, next, "Invalid username or password.", status=401)
     response = redirect(request, safe_next(next))
     response.set_cookie(
