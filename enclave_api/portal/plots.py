@@ -8,6 +8,7 @@ SVG is escaped.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,9 +29,12 @@ class Series:
     points: Sequence[tuple[datetime, float]]
 
 
-def _ticks(high: float, count: int = 4) -> list[float]:
+def _ticks(high: float, count: int = 4, integer: bool = False) -> list[float]:
     if high <= 0:
         return [0.0]
+    if integer:  # counts: whole steps only
+        step = max(1, math.ceil(high / count))
+        return [float(step * i) for i in range(int(high // step) + 1)]
     step = high / count
     return [round(step * i, 10) for i in range(count + 1)]
 
@@ -50,10 +54,12 @@ def _figure(caption: str, description: str, svg: str, table: str) -> Markup:
     )
 
 
-def _axes(y_max: float, y_label: str, x_labels: Sequence[tuple[float, str]]) -> list[str]:
+def _axes(
+    y_max: float, y_label: str, x_labels: Sequence[tuple[float, str]], integer: bool = False
+) -> list[str]:
     parts = []
     plot_h = HEIGHT - TOP - BOTTOM
-    for tick in _ticks(y_max):
+    for tick in _ticks(y_max, integer=integer):
         y = TOP + plot_h - (tick / y_max * plot_h if y_max else 0)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(
@@ -162,6 +168,6 @@ def bars(
     return _figure(
         caption,
         f"{caption}. Totals: {totals}",
-        "".join([*_axes(y_max, y_label, x_labels), *svg, *legend]),
+        "".join([*_axes(y_max, y_label, x_labels, integer=True), *svg, *legend]),
         table,
     )

@@ -54,6 +54,7 @@ PAGE_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+
 def _when(value: datetime | None) -> str:
     """A timestamp as people read it (UTC, to the minute)."""
     if value is None:

@@ -761,6 +761,20 @@ def download(ctx: Enclave, principal: Principal, request_id: str, name: str) -> 
         return stored, data
 
 
+def record_viewed(ctx: Enclave, principal: Principal, request_id: str) -> None:
+    """Before the quarantined files of a request are shown to ``principal``: check that they may see
+    the request and audit the look (``egress.viewed``), so every read of quarantined bytes is logged."""
+    with ctx.write() as session:
+        request = get_request(session, principal, request_id)
+        ctx.audit.append(
+            session,
+            "egress.viewed",
+            principal.id,
+            {"egress_request": request.id, "project": request.project_id},
+            {"round": request.round, "files": len(_current_files(session, request))},
+        )
+
+
 def signed_manifest(session: Session, principal: Principal, request_id: str) -> dict[str, Any]:
     request = get_request(session, principal, request_id)
     if request.status != EgressStatus.RELEASED or request.manifest is None:

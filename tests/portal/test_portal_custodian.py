@@ -351,6 +351,9 @@ def test_two_hanbit_custodians_approve_an_egress_request_and_it_is_released(
     assert [e["subject"]["egress_request"] for e in audit_events(live.enclave, "egress.released")] == [
         request_id
     ]
+    # Every look at the quarantined files is in the log, before the bytes were read.
+    viewers = {e["actor"] for e in audit_events(live.enclave, "egress.viewed")}
+    assert viewers == {"jiho.kim", "eunji.song"}
 
 
 def test_payloads_are_inert_other_hospitals_are_refused_and_changes_can_be_requested(

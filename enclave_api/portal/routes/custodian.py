@@ -513,6 +513,7 @@ def _egress_page(
     error: dict[str, str] | None = None,
     form: Mapping[str, str] | None = None,
 ) -> Response:
+    egress.record_viewed(enclave, user, request_id)  # audited before any quarantined byte is read
     with enclave.read() as session:
         view = egress.view(session, user, request_id)
         item: EgressRequest = view.request
