@@ -33,6 +33,7 @@ missing index. It never points before the last verified checkpoint.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -369,23 +370,52 @@ def write_export(
     Event bytes are copied verbatim, so stored bytes that were tampered with stay detectable;
     checkpoints beyond the last event are written at the end, where they show the truncation.
     """
-    ordered = sorted(checkpoints, key=lambda cp: cp.tree_size)
-
-    def lines() -> Iterator[bytes]:
-        next_cp = 0
-        for written, event in enumerate(events):
-            while next_cp < len(ordered) and ordered[next_cp].tree_size <= written:
-                yield _checkpoint_line(ordered[next_cp])
-                next_cp += 1
-            yield _EVENT_PREFIX + event + _EVENT_SUFFIX + b"\n"
-        for cp in ordered[next_cp:]:
-            yield _checkpoint_line(cp)
-
     if isinstance(destination, str | os.PathLike):
         with open(destination, "wb") as out:
-            out.writelines(lines())
+            out.writelines(export_lines(events, checkpoints))
     else:
-        destination.writelines(lines())
+        destination.writelines(export_lines(events, checkpoints))
+
+
+def export_lines(events: Iterable[bytes], checkpoints: Iterable[Checkpoint]) -> Iterator[bytes]:
+    """The lines of the JSONL export (see :func:`write_export`), lazily: for streaming responses."""
+    ordered = sorted(checkpoints, key=lambda cp: cp.tree_size)
+    next_cp = 0
+    for written, event in enumerate(events):
+        while next_cp < len(ordered) and ordered[next_cp].tree_size <= written:
+            yield _checkpoint_line(ordered[next_cp])
+            next_cp += 1
+        yield _EVENT_PREFIX + event + _EVENT_SUFFIX + b"\n"
+    for cp in ordered[next_cp:]:
+        yield _checkpoint_line(cp)
+
+
+#: Columns of the CSV export (for reading in a spreadsheet; the JSONL export is the verifiable one).
+CSV_COLUMNS = ("index", "timestamp", "type", "actor", "subject", "details", "prev_hash")
+
+
+def csv_lines(events: Iterable[bytes], since: str | None = None) -> Iterator[bytes]:
+    """The CSV export of canonical ``events`` (UTF-8, header first), in chunks of about 64 KiB;
+    ``since``: only events whose RFC 3339 UTC timestamp is at or after it."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for canonical in events:
+        event = json.loads(canonical)
+        if since and event["timestamp"] < since:
+            continue
+        writer.writerow(
+            [event["index"], event["timestamp"], event["type"], event["actor"],
+             json.dumps(event["subject"], ensure_ascii=False, sort_keys=True),
+             json.dumps(event["details"], ensure_ascii=False, sort_keys=True),
+             event["prev_hash"]]
+        )  # fmt: skip
+        if buffer.tell() >= 1 << 16:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode("utf-8")
 
 
 def _checkpoint_line(cp: Checkpoint) -> bytes:

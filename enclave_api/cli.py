@@ -352,12 +352,9 @@ def audit_export(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Export events. The JSONL export, with the public key, verifies offline."""
-    import csv
-    import io
-
     from audit.canonical import rfc3339_utc
     from audit.store import all_checkpoints, iter_event_bytes, tree_size
-    from audit.verify import write_export
+    from audit.verify import csv_lines, write_export
 
     if since is not None and format is ExportFormat.JSONL:
         err.print("[red]--since applies to CSV; a verifiable JSONL export always holds the whole log")
@@ -379,20 +376,7 @@ def audit_export(
             if format is ExportFormat.JSONL:
                 write_export(target, events(), all_checkpoints(session, enclave.sink))
             else:
-                text = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
-                writer = csv.writer(text)
-                writer.writerow(["index", "timestamp", "type", "actor", "subject", "details", "prev_hash"])
-                for canonical in events():
-                    event = json.loads(canonical)
-                    if cutoff and event["timestamp"] < cutoff:
-                        continue
-                    writer.writerow(
-                        [event["index"], event["timestamp"], event["type"], event["actor"],
-                         json.dumps(event["subject"], ensure_ascii=False, sort_keys=True),
-                         json.dumps(event["details"], ensure_ascii=False, sort_keys=True),
-                         event["prev_hash"]]
-                    )  # fmt: skip
-                text.detach()
+                target.writelines(csv_lines(events(), since=cutoff))
     finally:
         target.flush()
         if output:

@@ -33,8 +33,8 @@ def _ticks(high: float, count: int = 4, integer: bool = False) -> list[float]:
     if high <= 0:
         return [0.0]
     if integer:  # counts: whole steps only
-        step = max(1, math.ceil(high / count))
-        return [float(step * i) for i in range(int(high // step) + 1)]
+        whole = max(1, math.ceil(high / count))
+        return [float(whole * i) for i in range(int(high // whole) + 1)]
     step = high / count
     return [round(step * i, 10) for i in range(count + 1)]
 

@@ -8,10 +8,8 @@ formats stay in :mod:`audit`; these functions only fetch rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,34 +92,6 @@ def event_bytes(session: Session, start: int, stop: int) -> list[bytes]:
         .order_by(AuditEvent.index)
     )
     return [bytes(canonical) for (canonical,) in rows]
-
-
-CSV_HEADER = ("index", "timestamp", "type", "actor", "subject", "details", "prev_hash")
-
-
-def csv_lines(events: Iterable[bytes]) -> Iterator[bytes]:
-    """CSV of events, the columns and encoding of ``enclave audit export --format csv``.
-
-    A copy of the CLI's row format until it is importable from one place (the test suite compares
-    both byte for byte); the CSV is for reading, the JSONL export is the verifiable one.
-    """
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_HEADER)
-    for canonical in events:
-        event = json.loads(canonical)
-        writer.writerow(
-            [event["index"], event["timestamp"], event["type"], event["actor"],
-             json.dumps(event["subject"], ensure_ascii=False, sort_keys=True),
-             json.dumps(event["details"], ensure_ascii=False, sort_keys=True),
-             event["prev_hash"]]
-        )  # fmt: skip
-        if buffer.tell() >= 1 << 16:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode("utf-8")
 
 
 @dataclass(frozen=True)

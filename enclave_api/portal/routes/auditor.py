@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import IO, Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -36,7 +36,7 @@ from audit.store import (
     tree_size,
     verify_database,
 )
-from audit.verify import write_export
+from audit.verify import csv_lines, export_lines
 from enclave_api.api.deps import EnclaveDep
 from enclave_api.context import Enclave
 from enclave_api.errors import IntegrityFailure, Invalid, NotFound
@@ -452,17 +452,6 @@ def verify_now(request: Request, enclave: EnclaveDep, user: PortalUser) -> Respo
     return _integrity_page(request, enclave, user, verification)
 
 
-class _Lines:
-    """Destination for :func:`audit.verify.write_export` that keeps the lines it is handed, unread,
-    so that the response can stream them instead of building the export in memory."""
-
-    def __init__(self) -> None:
-        self.lines: Iterable[bytes] | None = None
-
-    def writelines(self, lines: Iterable[bytes]) -> None:
-        self.lines = lines
-
-
 def _export_snapshot(enclave: Enclave) -> tuple[int, list[Any]]:
     with enclave.read() as session:
         try:
@@ -488,20 +477,15 @@ def _attachment(name: str) -> dict[str, str]:
 def export_jsonl(enclave: EnclaveDep, user: PortalUser) -> Response:
     """The whole log as ``enclave audit export --format jsonl`` writes it (verifiable offline)."""
     stop, checkpoints = _export_snapshot(enclave)
-    sink = _Lines()
-    write_export(cast(IO[bytes], sink), _stored_events(enclave, stop), checkpoints)
-    if sink.lines is None:
-        raise RuntimeError("write_export handed over no lines")
-    return StreamingResponse(
-        iter(sink.lines), media_type="application/x-ndjson", headers=_attachment(EXPORT_JSONL)
-    )
+    lines = export_lines(_stored_events(enclave, stop), checkpoints)
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers=_attachment(EXPORT_JSONL))
 
 
 @router.get("/export.csv")
 def export_csv(enclave: EnclaveDep, user: PortalUser) -> Response:
     """Every event as CSV, the columns of ``enclave audit export --format csv`` (for spreadsheets)."""
     stop, _checkpoints = _export_snapshot(enclave)
-    lines = read_auditor.csv_lines(_stored_events(enclave, stop))
+    lines = csv_lines(_stored_events(enclave, stop))
     return StreamingResponse(lines, media_type="text/csv; charset=utf-8", headers=_attachment(EXPORT_CSV))
 
 
