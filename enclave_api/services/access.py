@@ -145,7 +145,8 @@ def decide(
     request = session.scalars(
         select(AccessRequest).where(AccessRequest.id == request_id).with_for_update()
     ).one_or_none()
-    if request is None:
+    # What the caller may not see does not exist for them: no 403 that would confirm it does.
+    if request is None or not _may_see_request(session, principal, request):
         raise NotFound(f"access request {request_id} does not exist")
     dataset = get_dataset(session, request.dataset_id)
     if not (principal.has(Role.CUSTODIAN) and principal.org_id == dataset.custodian_org_id):
@@ -243,10 +244,15 @@ def revoke_grant(
     ctx: Enclave, session: Session, principal: Principal, grant_id: str, reason: str | None
 ) -> Grant:
     grant = session.scalars(select(Grant).where(Grant.id == grant_id).with_for_update()).one_or_none()
-    if grant is None:
-        raise NotFound(f"grant {grant_id} does not exist")
-    dataset = get_dataset(session, grant.dataset_id)
-    custodian = principal.has(Role.CUSTODIAN) and principal.org_id == dataset.custodian_org_id
+    dataset = get_dataset(session, grant.dataset_id) if grant is not None else None
+    custodian = bool(
+        dataset and principal.has(Role.CUSTODIAN) and principal.org_id == dataset.custodian_org_id
+    )
+    member = bool(
+        grant and principal.has(Role.RESEARCHER) and is_member(session, principal.id, grant.project_id)
+    )
+    if grant is None or not (custodian or member or principal.has(Role.ADMIN)):
+        raise NotFound(f"grant {grant_id} does not exist")  # not confirmed to those who may not see it
     if not (custodian or principal.has(Role.ADMIN)):
         raise Forbidden("only a custodian of the dataset's organisation or an admin revokes grants")
     if grant.revoked_at is not None:

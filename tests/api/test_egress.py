@@ -224,7 +224,7 @@ def test_dp_table_figure_and_notebook_go_out_after_two_reviews(
         denied = seeded_client.get(
             f"/v1/egress-requests/{request_id}/files/km_curve.png", headers=bearer(tokens[role])
         )
-        assert denied.status_code == 404
+        assert denied.status_code == 403  # released files are for researchers (their requester) only
 
     types = _audit_types(airlock)
     for expected in (

@@ -63,11 +63,12 @@ def test_pod_gets_a_working_credential_that_ends_with_it(
     assert env["TZ"] == "UTC", "the configured environment is kept"
     assert env["ENCLAVE_API_URL"] == SESSION_API_URL
     assert env["ENCLAVE_SESSION_ID"].startswith("ns-")
-    # The credential works from the session (here: any address; a pod's is unknown at spawn).
+    # The credential works from the session (a pod's address is unknown at spawn: its first call binds it).
     answer = me(live_api, env["ENCLAVE_API_TOKEN"])
     assert answer.status_code == 200, answer.text
     assert (answer.json()["id"], answer.json()["roles"]) == ("minji.park", ["researcher"])
-    assert open_sessions(seeded_enclave, "minji.park") == [("", None)]
+    # Opened without an address, the session is now bound to its first caller (the pod).
+    assert open_sessions(seeded_enclave, "minji.park") == [("", "127.0.0.1")]
 
     asyncio.run(hooks(live_api, hub_credential).post_stop(pod))  # after a hub restart
     assert me(live_api, env["ENCLAVE_API_TOKEN"]).status_code == 401
@@ -85,7 +86,7 @@ def test_stopping_one_server_ends_only_its_session(
     asyncio.run(hub.pre_spawn(default))
     asyncio.run(hub.pre_spawn(analysis))
     asyncio.run(hub.post_stop(analysis))
-    assert open_sessions(seeded_enclave, "minji.park") == [("", None)]
+    assert open_sessions(seeded_enclave, "minji.park") == [("", None)]  # no call made with it yet
     assert me(live_api, default.environment["ENCLAVE_API_TOKEN"]).status_code == 200
     assert me(live_api, analysis.environment["ENCLAVE_API_TOKEN"]).status_code == 401
 

@@ -8,7 +8,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from enclave_api.api.deps import CurrentPrincipal, EnclaveDep, ReadSession, SessionPrincipal, limit_egress
+from enclave_api.api.deps import (
+    CurrentPrincipal,
+    EnclaveDep,
+    ReadSession,
+    SessionPrincipal,
+    limit_egress,
+    require_role,
+)
 from enclave_api.api.schemas import (
     EgressDatasetPublic,
     EgressFilePublic,
@@ -19,6 +26,7 @@ from enclave_api.api.schemas import (
 )
 from enclave_api.errors import TooLarge
 from enclave_api.models import EgressRequest
+from enclave_api.roles import Role
 from enclave_api.services import egress as service
 from enclave_api.services.identity import Principal
 from enclave_api.states import EgressStatus
@@ -127,7 +135,11 @@ def get_request(request_id: str, principal: CurrentPrincipal, session: ReadSessi
     return public(service.view(session, principal, request_id))
 
 
-@router.post("/{request_id}/reviews", response_model=EgressRequestPublic)
+@router.post(
+    "/{request_id}/reviews",
+    response_model=EgressRequestPublic,
+    dependencies=[Depends(require_role(Role.CUSTODIAN))],
+)
 def review(
     request_id: str, body: EgressReviewCreate, principal: CurrentPrincipal, enclave: EnclaveDep
 ) -> EgressRequestPublic:
@@ -156,7 +168,11 @@ async def resubmit(
     return await run_in_threadpool(_view, enclave, principal, request.id)
 
 
-@router.post("/{request_id}/withdraw", response_model=EgressRequestPublic)
+@router.post(
+    "/{request_id}/withdraw",
+    response_model=EgressRequestPublic,
+    dependencies=[Depends(require_role(Role.RESEARCHER))],
+)
 def withdraw(request_id: str, principal: CurrentPrincipal, enclave: EnclaveDep) -> EgressRequestPublic:
     request = service.withdraw(enclave, principal, request_id)
     return _view(enclave, principal, request.id)
@@ -172,6 +188,7 @@ def manifest(request_id: str, principal: CurrentPrincipal, session: ReadSession)
     "/{request_id}/files/{name}",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The released bytes"}},
+    dependencies=[Depends(require_role(Role.RESEARCHER))],
 )
 def download(request_id: str, name: str, principal: CurrentPrincipal, enclave: EnclaveDep) -> Response:
     stored, data = service.download(enclave, principal, request_id, name)

@@ -46,7 +46,11 @@ def get_project(project_id: str, principal: CurrentPrincipal, session: ReadSessi
     return project_public(service.get_visible_project(session, principal, project_id))
 
 
-@router.post("/{project_id}/members", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/{project_id}/members",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_role(Role.RESEARCHER, Role.ADMIN))],
+)
 def add_member(project_id: str, body: MemberAdd, principal: CurrentPrincipal, enclave: EnclaveDep) -> None:
     with enclave.write() as session:
         service.add_member(enclave, session, principal, project_id, body.user_id)
