@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     insert,
@@ -105,7 +106,7 @@ class AuditCheckpoint(AuditBase):
 HEAD_ID = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppendedEvent:
     index: int
     leaf_hash: bytes
@@ -198,8 +199,8 @@ class AuditLog:
         The caller's change and this event commit together or not at all. Inside a group commit
         (:meth:`batch`) the row writes are deferred to the batch's single flush.
         """
-        subject = dict(subject or {})
-        details = dict(details or {})
+        subject = dict(subject) if subject else {}
+        details = dict(details) if details else {}
         self.schemas.validate(type, subject, details)
         batch: AuditBatch | None = session.info.get(BATCH_KEY)
         if batch is not None:
@@ -237,7 +238,8 @@ class AuditBatch:
     """Events appended under one lock of the head row, written with one statement per table.
 
     Holds the head (size, last hash, frontier) in memory while the transaction runs; ``mark`` and
-    ``rollback_to`` drop the events of a unit of work whose savepoint was rolled back.
+    ``rollback_to`` drop the events of a unit of work whose savepoint was rolled back. Rows are
+    kept as tuples in column order, ready for the driver's ``executemany``.
     """
 
     def __init__(self, log: AuditLog, session: Session) -> None:
@@ -249,14 +251,16 @@ class AuditBatch:
         self.last_hash: str = row.last_hash
         self.frontier = Frontier.from_json(row.tree_size, row.frontier.get("nodes", []))
         self._start_size = row.tree_size
-        self._events: list[dict[str, Any]] = []
-        self._nodes: list[dict[str, Any]] = []
+        self._events: list[tuple[Any, ...]] = []
+        self._nodes: list[tuple[int, int, bytes]] = []
         self._checkpoints: list[Checkpoint] = []
 
     def add(self, type: str, actor: str, subject: dict[str, Any], details: dict[str, Any]) -> AppendedEvent:
+        index = self.tree_size
+        timestamp = rfc3339_utc(self.log.clock())
         event = {
-            "index": self.tree_size,
-            "timestamp": rfc3339_utc(self.log.clock()),
+            "index": index,
+            "timestamp": timestamp,
             "type": type,
             "actor": actor,
             "subject": subject,
@@ -266,23 +270,14 @@ class AuditBatch:
         canonical = canonical_json(event)
         digest = leaf_hash(canonical)
         dataset = subject.get("dataset")
-        self._events.append(
-            {
-                "index": self.tree_size,
-                "timestamp": event["timestamp"],
-                "type": type,
-                "actor": actor,
-                "dataset_id": dataset if isinstance(dataset, str) else None,
-                "canonical": canonical,
-                "leaf_hash": digest,
-            }
-        )
-        self._nodes += [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in self.frontier.append(digest)]
-        self.tree_size += 1
+        dataset_id = dataset if isinstance(dataset, str) else None
+        self._events.append((index, timestamp, type, actor, dataset_id, canonical, digest))
+        self._nodes += self.frontier.append(digest)
+        self.tree_size = index + 1
         self.last_hash = digest.hex()
         if self.tree_size % self.log.checkpoint_every == 0:
             self.sign()
-        return AppendedEvent(index=self.tree_size - 1, leaf_hash=digest, event=event)
+        return AppendedEvent(index, digest, event)
 
     def sign(self) -> Checkpoint:
         cp = sign_checkpoint(self.log.signing_key, self.tree_size, self.frontier.root(), self.log.clock())
@@ -335,7 +330,7 @@ class AuditBatch:
 _EVENT_COLUMNS = ("index", "timestamp", "type", "actor", "dataset_id", "canonical", "leaf_hash")
 
 
-def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """``executemany`` through the DB driver: the rows are plain values, and SQLAlchemy's per-row
     parameter processing would otherwise cost more than the rest of an append."""
     connection = session.connection()
@@ -344,10 +339,7 @@ def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: l
     names = ", ".join(f'"{c}"' for c in columns)
     cursor = connection.connection.cursor()
     try:
-        cursor.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - fixed identifiers
-            [tuple(row[c] for c in columns) for row in rows],
-        )
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 - fixed identifiers
     finally:
         cursor.close()
 
@@ -383,7 +375,28 @@ def query_events(
 
     ``since``/``until`` are RFC 3339 UTC strings in the log's own format (inclusive/exclusive).
     """
-    query = select(AuditEvent).where(AuditEvent.index > after_index)
+    query = filter_events(
+        select(AuditEvent).where(AuditEvent.index > after_index),
+        event_type=event_type,
+        actor=actor,
+        dataset=dataset,
+        since=since,
+        until=until,
+    )
+    return list(session.scalars(query.order_by(AuditEvent.index).limit(limit)))
+
+
+def filter_events(
+    query: Select[AuditEvent],
+    *,
+    event_type: str | None = None,
+    actor: str | None = None,
+    dataset: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Select[AuditEvent]:
+    """``query`` narrowed to the events matching every given filter (``since`` inclusive, ``until``
+    exclusive, RFC 3339 UTC strings in the log's own format)."""
     if event_type:
         query = query.where(AuditEvent.type == event_type)
     if actor:
@@ -394,7 +407,7 @@ def query_events(
         query = query.where(AuditEvent.timestamp >= since)
     if until:
         query = query.where(AuditEvent.timestamp < until)
-    return list(session.scalars(query.order_by(AuditEvent.index).limit(limit)))
+    return query
 
 
 def checkpoint_at(session: Session, size: int) -> AuditCheckpoint | None:

@@ -13,33 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.store import AuditCheckpoint, AuditEvent
+from audit.store import AuditCheckpoint, AuditEvent, filter_events
 from enclave_api.models import EgressRequestDataset, Grant, Release
-
-
-def _filtered(
-    query: Select[AuditEvent],
-    *,
-    event_type: str | None,
-    actor: str | None,
-    dataset: str | None,
-    since: str | None,
-    until: str | None,
-) -> Select[AuditEvent]:
-    if event_type:
-        query = query.where(AuditEvent.type == event_type)
-    if actor:
-        query = query.where(AuditEvent.actor == actor)
-    if dataset:
-        query = query.where(AuditEvent.dataset_id == dataset)
-    if since:
-        query = query.where(AuditEvent.timestamp >= since)
-    if until:
-        query = query.where(AuditEvent.timestamp < until)
-    return query
 
 
 def query_events_newest_first(
@@ -59,7 +37,9 @@ def query_events_newest_first(
     query = select(AuditEvent)
     if before_index is not None:
         query = query.where(AuditEvent.index < before_index)
-    query = _filtered(query, event_type=event_type, actor=actor, dataset=dataset, since=since, until=until)
+    query = filter_events(
+        query, event_type=event_type, actor=actor, dataset=dataset, since=since, until=until
+    )
     return list(session.scalars(query.order_by(AuditEvent.index.desc()).limit(limit)))
 
 

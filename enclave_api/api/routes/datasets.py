@@ -48,15 +48,20 @@ async def register_dataset(
     file: Annotated[UploadFile, File(description="CSV or Parquet")],
     metadata: Annotated[str, Form(description="Dataset metadata, YAML or JSON (contract 4.4)")],
 ) -> DatasetPublic:
-    limit = enclave.settings.max_request_bytes
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"dataset files are limited to {limit} bytes")
-    if not data:
-        raise Invalid("the dataset file is empty", field="file")
+    data = await read_dataset_file(file, enclave.settings.max_request_bytes)
     meta = parse_metadata(metadata)
     # Validation, encryption and the DB transaction are blocking work: keep them off the event loop.
     dataset = await run_in_threadpool(
         service.register_dataset, enclave, principal, meta, data, file.filename or ""
     )
     return dataset_public(dataset)
+
+
+async def read_dataset_file(file: UploadFile, limit: int) -> bytes:
+    """An uploaded dataset file's bytes: refused when empty or larger than ``limit`` (API and portal)."""
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"dataset files are limited to {limit} bytes")
+    if not data:
+        raise Invalid("the dataset file is empty", field="file")
+    return data

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from enclave_api.api.deps import EnclaveDep
+from enclave_api.api.routes.datasets import read_dataset_file
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, EnclaveError, IntegrityFailure, Invalid, NotFound, TooLarge
 from enclave_api.metadata import parse_metadata
@@ -372,12 +373,7 @@ async def register_dataset(
     try:
         if file is None or not file.filename:
             raise Invalid("choose the dataset file (CSV or Parquet)", field="file")
-        limit = enclave.settings.max_request_bytes
-        data = await file.read(limit + 1)
-        if len(data) > limit:
-            raise TooLarge(f"dataset files are limited to {limit} bytes")
-        if not data:
-            raise Invalid("the dataset file is empty", field="file")
+        data = await read_dataset_file(file, enclave.settings.max_request_bytes)
         meta = parse_metadata(metadata)
         await run_in_threadpool(catalog.register_dataset, enclave, user, meta, data, file.filename)
     except (Invalid, Conflict, TooLarge) as exc:
