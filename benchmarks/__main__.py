@@ -10,6 +10,7 @@ from benchmarks import (
     bench_audit_verify,
     bench_dp,
     bench_hub,
+    bench_load,
     bench_pii,
     bench_sandbox,
 )
@@ -25,6 +26,10 @@ def main() -> None:
     bench_dp.main()
     print("\n== DP queries end to end: POST /v1/queries on WDBC through a live server ==", flush=True)
     bench_api_query.main([])
+    print(
+        "\n== load: 200 users from a second process (catalog reads, egress polls, DP queries) ==", flush=True
+    )
+    bench_load.main([])
     print("\n== egress PII scanner: labelled corpus quality; speed vs Presidio's batch engine ==", flush=True)
     bench_pii.main([])
     print("\n== notebook sandboxes: spawn-to-ready, stop, 10 concurrent sessions ==", flush=True)

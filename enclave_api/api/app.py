@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from enclave_api.api import problems
 from enclave_api.api.middleware import (
     BodyLimitMiddleware,
+    InFlightLimit,
+    InFlightMiddleware,
     Metrics,
     ObservabilityMiddleware,
     ServicePrefixMiddleware,
@@ -64,6 +66,19 @@ async def _checkpoint_timer(enclave: Enclave) -> None:
             log.exception("periodic audit checkpoint failed")
 
 
+def _requests_in_flight(enclave: Enclave) -> int:
+    """How many requests may run at once: a request can hold up to three pooled connections at a
+    time (its read session, the credential check, a write), and requests that each hold one while
+    waiting for the next would stall the server until the pool times out (seen with 200 simulated
+    users). Requests beyond this wait their turn; on two cores that costs no throughput."""
+    pool = enclave.db.engine.pool
+    size = getattr(pool, "size", None)
+    if not callable(size):
+        return 64
+    capacity = int(size()) + max(0, int(getattr(pool, "_max_overflow", 0)))
+    return max(2, capacity // 3)
+
+
 def create_app(settings: Settings | None = None, enclave: Enclave | None = None) -> FastAPI:
     """Build the API. Pass an opened ``enclave`` to share it (tests, CLI), else one is opened
     from ``settings`` when the app starts and closed when it stops."""
@@ -83,6 +98,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
             app.state.egress_recovery = asyncio.create_task(
                 asyncio.to_thread(egress_service.recover_interrupted, app.state.enclave)
             )
+        app.state.in_flight.limit(_requests_in_flight(app.state.enclave))
         timers = (
             [
                 asyncio.create_task(_checkpoint_timer(app.state.enclave)),
@@ -134,5 +150,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         upload_limit=effective.max_request_bytes,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.state.in_flight = InFlightLimit()
+    app.add_middleware(InFlightMiddleware, limit=app.state.in_flight)
     app.add_middleware(ServicePrefixMiddleware, prefix=effective.hub_service_prefix)
     return app

@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -171,3 +172,28 @@ class ServicePrefixMiddleware:
                 scope["raw_path"] = scope["path"].encode()
                 scope["root_path"] = scope.get("root_path", "") + self.prefix
         await self.app(scope, receive, send)
+
+
+class InFlightLimit:
+    """A bound on requests running at once, set when the app starts (``limit``); unbounded before."""
+
+    def __init__(self) -> None:
+        self.semaphore: anyio.Semaphore | None = None
+
+    def limit(self, requests: int) -> None:
+        self.semaphore = anyio.Semaphore(requests)
+
+
+class InFlightMiddleware:
+    """Lets at most ``limit`` HTTP requests run at once; the others wait (in arrival order)."""
+
+    def __init__(self, app: ASGIApp, limit: InFlightLimit) -> None:
+        self.app, self.bound = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        semaphore = self.bound.semaphore
+        if scope["type"] != "http" or semaphore is None:
+            await self.app(scope, receive, send)
+            return
+        async with semaphore:
+            await self.app(scope, receive, send)
