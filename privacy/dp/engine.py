@@ -8,19 +8,21 @@ Privacy argument
 that bound; every privacy map is evaluated at exactly this ``d_in``.
 
 *What runs.* The query becomes OpenDP Polars plans over the dataset's ``LazyFrame``, each made a
-measurement by ``make_private_lazyframe``: one plan for the counts, sums and means; one per quantile
-(it drops rows where its column is null, which OpenDP would otherwise impute); one per histogram (it
-groups by a bin index). Filters come first: row-wise predicates can only remove a person's rows, never
-add influence. Group-by with public keys (declared categories, or ``{false, true}``) is a left join of
-the public key-set with the aggregates, so every key is released and the key-set costs nothing; with
-private keys OpenDP releases only groups whose noisy row count reaches a threshold, which costs δ. A
-histogram's bin index is computed row by row from the public edges and joined with the public bin keys.
-Sums clamp to the bounds and count nulls as 0; float columns are put on a fixed-point grid of ``2^-k``
-(``k`` as large as a sum of ``max_rows`` values allows in 64 bits), so OpenDP sums integers exactly and
-its sensitivity has no floating-point slack. A mean is the bounds' midpoint plus a noisy sum of values
-centred on it (half the sensitivity of a plain sum) over a noisy count of the non-null values, clamped to
-the bounds. A quantile is OpenDP's exponential mechanism over at most 1001 public candidates spanning the
-bounds.
+measurement by ``make_private_lazyframe`` and each one pass over the data: one plan for the counts, sums,
+means and quantiles, whose expressions share one scan and one ``group_by`` (a quantile drops its column's
+nulls inside its own expression, which OpenDP would otherwise impute); one per histogram (it also groups
+by a bin index). Filters come first: row-wise predicates can only remove a person's rows, never add
+influence. Group-by with public keys (declared categories, or ``{false, true}``) is a left join of the
+public key-set with the aggregates, so every key is released and the key-set costs nothing; with private
+keys OpenDP releases only groups whose noisy row count reaches a threshold, which costs δ. A histogram's
+bin index is computed row by row from the public edges and joined with the public bin keys. Sums clamp
+to the bounds and count nulls as 0; float columns are put on a fixed-point grid of ``2^-k`` (``k`` as
+large as a sum of ``max_rows`` values allows in 64 bits), so OpenDP sums integers exactly and its
+sensitivity has no floating-point slack; these integers are a column computed once per row before
+grouping, which the noisy sum (and a mean's noisy count) then read. A mean is the bounds' midpoint plus
+a noisy sum of values centred on it (half the sensitivity of a plain sum) over a noisy count of the
+non-null values, clamped to the bounds. A quantile is OpenDP's exponential mechanism over at most 1001
+public candidates spanning the bounds.
 
 *Budget split and calibration* (:mod:`privacy.dp.calibration`). Every noisy statistic of a query gets the
 same noise scale relative to its own sensitivity, ``g = d_in · U / ε``, where ``U`` counts the statistics
@@ -42,7 +44,10 @@ compositor whose own map, at ``d_in``, must be within the requested (ε, δ). An
 OpenDP itself refuses any plan whose map exceeds its share, every noise draw is OpenDP's (discrete
 Laplace on integers, exponential-mechanism selection), and each plan's output is collected once.
 (``make_composition`` would be the natural non-interactive combinator, but in OpenDP 0.16 collecting
-the Polars outputs it returns crashes the interpreter.)
+the Polars outputs it returns crashes the interpreter.) OpenDP collects each plan with the Polars engine
+built into its own library, which takes no engine argument: it runs in memory unless the process
+environment has ``POLARS_AUTO_NEW_STREAMING=1`` (read at each collect, by Python Polars too), with which
+a query over 10M rows takes about half the time. That is the deployment's choice, not this module's.
 
 *Accuracy* is the half-width of a 95% interval per aggregate, from the discrete Laplace closed form
 (:func:`calibration.laplace_accuracy`, as OpenDP's but finite at any ε) on each statistic's absolute
@@ -123,8 +128,8 @@ _EPOCH: Final = date(1970, 1, 1)
 # Internal column names: user output names start with a letter.
 _BIN: Final = "__dp_bin"
 _ROWS: Final = "__dp_rows"
-#: The aggregates computed together in one plan; each quantile and histogram gets a plan of its own.
-_MAIN: Final = ("count", "sum", "mean")
+#: The aggregates computed together in one plan (one pass); each histogram gets a plan of its own.
+_MAIN: Final = ("count", "sum", "mean", "quantile")
 
 _COMPARISONS: Final[dict[FilterOp, Callable[[Any, Any], Any]]] = {
     FilterOp.EQ: operator.eq,
@@ -239,7 +244,7 @@ class CompiledQuery:
                 cells[stat.aggregate.name] = {key: _cell(stat, row) for key, row in released.items()}
         if query.group_keys is not None:
             keys = list(query.group_keys)
-        else:  # the keys the count/sum/mean plan released, else those any plan released
+        else:  # the keys the main plan released, else those any histogram plan released
             main = [p for p in self.plans if p.statistics[0].aggregate.fn in _MAIN] or self.plans
             keys = sorted({k for p in main for k in cells[p.statistics[0].aggregate.name]}, key=_sort_key)
         rows = []
@@ -292,7 +297,7 @@ def compile_query(query: ResolvedQuery, *, max_rows: int = DEFAULT_MAX_ROWS) -> 
         raise ValueError(f"max_rows must lie in [1, {MAX_ROWS_LIMIT}], got {max_rows}")
     d_in = query.rows_per_person
     private_keys = query.group_keys is None
-    # One plan for count/sum/mean, one per quantile (it skips its column's nulls), one per histogram.
+    # One plan for count/sum/mean/quantile (one pass over the data), one per histogram (its own group_by).
     main = [a for a in query.aggregates if a.fn in _MAIN]
     groupings = ([main] if main else []) + [[a] for a in query.aggregates if a.fn not in _MAIN]
     # With private keys a plan's key threshold needs a noisy row count: a plain count, a histogram's own,
@@ -311,14 +316,16 @@ def compile_query(query: ResolvedQuery, *, max_rows: int = DEFAULT_MAX_ROWS) -> 
     for grouping, plan_units, hidden_count in zip(groupings, units, hidden, strict=True):
         epsilon = query.epsilon * plan_units / sum(units) / (1 + calibration.SAFETY)
         scale = calibration.noise_scale(epsilon, d_in, plan_units)
-        statistics, exprs = [], []
+        statistics, values, exprs = [], [], []
         for aggregate in grouping:
-            stat, stat_exprs = _statistic(aggregate, scale, max_rows)
+            stat, stat_values, stat_exprs = _statistic(aggregate, scale, max_rows)
             statistics.append(stat)
+            values += stat_values
             exprs += stat_exprs
         if hidden_count:
             exprs.append(noisy_len().alias(_ROWS))
-        plans.append(_plan(query, domain, measure, rows, exprs, statistics, epsilon, delta, scale))
+        plan_rows = rows.with_columns(values) if values else rows
+        plans.append(_plan(query, domain, measure, plan_rows, exprs, statistics, epsilon, delta, scale))
 
     for index, plan in enumerate(plans):
         _verify(plan.measurement, d_in, (plan.epsilon, plan.delta), f"plan {index}")
@@ -372,29 +379,37 @@ def _predicate(spec: ResolvedFilter) -> pl.Expr:
     return predicate
 
 
-def _statistic(aggregate: ResolvedAggregate, scale: float, max_rows: int) -> tuple[_Statistic, list[pl.Expr]]:
-    """The noisy expressions of one aggregate (noise at its plan's ``scale``)."""
+def _statistic(
+    aggregate: ResolvedAggregate, scale: float, max_rows: int
+) -> tuple[_Statistic, list[pl.Expr], list[pl.Expr]]:
+    """One aggregate's row-wise value columns (added before grouping) and its noisy expressions (noise at
+    its plan's ``scale``)."""
     name, column = aggregate.name, aggregate.column
     if aggregate.fn == "count":
         expr = noisy_len() if column is None else noisy_count(pl.col(column.name))
-        return _Statistic(aggregate, scale), [expr.alias(name)]
+        return _Statistic(aggregate, scale), [], [expr.alias(name)]
     if aggregate.fn == "histogram":
-        return _Statistic(aggregate, scale), [noisy_len().alias(_ROWS)]
+        return _Statistic(aggregate, scale), [], [noisy_len().alias(_ROWS)]
     column, bounds = _given(column), _given(aggregate.bounds)
-    if aggregate.fn == "quantile":  # its plan keeps only rows where the column is known
+    if aggregate.fn == "quantile":  # of the known values only: the other expressions keep every row
         candidates = _candidates(column, bounds)
-        expr = noisy_quantile(pl.col(column.name), _given(aggregate.q), candidates)
-        return _Statistic(aggregate, scale, candidates=len(candidates)), [expr.alias(name)]
+        expr = noisy_quantile(pl.col(column.name).drop_nulls(), _given(aggregate.q), candidates)
+        return _Statistic(aggregate, scale, candidates=len(candidates)), [], [expr.alias(name)]
     # A mean sums values centred on the bounds' midpoint: half the sensitivity of a plain sum.
     center = 0.0 if aggregate.fn == "sum" else _midpoint(column, bounds)
     values, int_bounds, unit = _summable(aggregate, max_rows, center)
     sensitivity = float(max(abs(b) for b in int_bounds))
     stat = _Statistic(aggregate, scale, unit=unit, sum_sensitivity=sensitivity, center=center)
-    total = noisy_sum(values.fill_null(0), int_bounds)  # nulls add nothing (OpenDP would impute the midpoint)
+    # The integer values are a column of their own, computed once per row before grouping: the noisy
+    # sum and a mean's noisy count then read it instead of each recomputing (and re-casting) it.
+    column_name = f"__dp_{name}_values"
+    summed = pl.col(column_name)
+    total = noisy_sum(summed.fill_null(0), int_bounds)  # nulls add nothing (OpenDP would impute the midpoint)
     if aggregate.fn == "sum":
-        return stat, [total.alias(name)]
+        return stat, [values.alias(column_name)], [total.alias(name)]
     # mean: centre + a noisy centred sum over a noisy count of the same (non-null) values
-    return stat, [total.alias(f"__dp_{name}_sum"), noisy_count(values).alias(f"__dp_{name}_n")]
+    noisy = [total.alias(f"__dp_{name}_sum"), noisy_count(summed).alias(f"__dp_{name}_n")]
+    return stat, [values.alias(column_name)], noisy
 
 
 def _summable(
@@ -462,8 +477,6 @@ def _plan(
     """Group, join the public keys or set the key threshold, and build the OpenDP measurement."""
     first = statistics[0].aggregate
     histogram = first.fn == "histogram"
-    if first.fn == "quantile":
-        rows = rows.filter(pl.col(_given(first.column).name).is_not_null())
     if histogram:
         rows = rows.with_columns(_bin_index(first).alias(_BIN))
     by = [c.name for c in query.group_by] + ([_BIN] if histogram else [])

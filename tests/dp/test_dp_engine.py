@@ -422,7 +422,67 @@ def test_widest_bounds_at_the_largest_row_bound(tiny: tuple[pl.DataFrame, Datase
         compile_query(compiled.query, max_rows=2**32)
 
 
+def test_quantile_shares_the_pass_and_skips_only_its_own_nulls(
+    tiny: tuple[pl.DataFrame, DatasetMetadata],
+) -> None:
+    frame, meta = tiny
+    unknown = frame.with_columns(pl.lit(None, pl.Int64).alias("i"))
+    padded = pl.concat([frame, unknown, unknown])  # 36 rows, i known in 11 of them
+    query = {
+        "aggregates": [
+            {"fn": "count", "as": "rows"},
+            {"fn": "count", "column": "i", "as": "known"},
+            {"fn": "quantile", "column": "i", "q": 0.5, "as": "median"},
+            {"fn": "quantile", "column": "i", "q": 0.9, "as": "q9"},
+        ]
+    }
+    compiled = compile_query(validate_against(request(meta, query, epsilon=EXACT), meta))
+    assert len(compiled.plans) == 1
+    # 11 known values of i clamped: 0 1 5 5 7 8 9 20 50 99 100; the 25 nulls would be the majority
+    assert compiled.release(padded).rows == [[36, 11, 8.0, 99.0]]
+
+
 # --- privacy accounting ----------------------------------------------------------------------------
+
+
+def _opendp_scales(measurement: Any) -> dict[str, float]:
+    """OpenDP's own noise scale of each released column of a plan."""
+    summary = dp.summarize_polars_measurement(measurement)
+    return dict(zip(summary["column"], summary["scale"], strict=True))
+
+
+def test_merged_plan_keeps_each_statistics_scale_and_accuracy(
+    registry: tuple[pl.DataFrame, DatasetMetadata],
+) -> None:
+    frame, meta = registry
+    aggregates: list[dict[str, Any]] = [
+        {"fn": "count", "as": "n"},
+        {"fn": "sum", "column": "tumor_size_mm", "as": "total"},
+        {"fn": "mean", "column": "ki67_pct", "as": "ki67"},
+        {"fn": "quantile", "column": "age_at_diagnosis", "q": 0.5, "as": "median_age"},
+        {"fn": "histogram", "column": "tumor_size_mm", "edges": [0, 20, 50, 150], "as": "sizes"},
+    ]
+    epsilon = 0.9
+    query = {"group_by": ["stage"], "aggregates": aggregates}
+    compiled = compile_query(validate_against(request(meta, query, epsilon), meta))
+    main, histogram = compiled.plans  # one pass for count/sum/mean/quantile, one for the histogram
+    assert [s.aggregate.name for s in main.statistics] == ["n", "total", "ki67", "median_age"]
+    merged = _opendp_scales(main.measurement) | _opendp_scales(histogram.measurement)
+    accuracy = compiled.release(frame).accuracy
+    # Each aggregate alone, with the share of ε the split gives it, gets the same noise and accuracy.
+    units = sum(calibration.UNITS[a["fn"]] for a in aggregates)
+    alone: dict[str, float] = {}
+    for aggregate in aggregates:
+        share = epsilon * calibration.UNITS[aggregate["fn"]] / units
+        single_query = {"group_by": ["stage"], "aggregates": [aggregate]}
+        single = compile_query(validate_against(request(meta, single_query, share), meta))
+        [plan] = single.plans
+        alone |= _opendp_scales(plan.measurement)
+        if aggregate["fn"] != "mean":  # a mean's accuracy also depends on its noisy counts
+            name = aggregate["as"]
+            assert accuracy[name] == pytest.approx(single.release(frame).accuracy[name], rel=1e-9), name
+    assert len(merged) == len(alone) == 6  # the mean is a sum and a count
+    assert merged == pytest.approx(alone, rel=1e-9)
 
 
 def test_accuracy_agrees_with_opendp_summary(registry: tuple[pl.DataFrame, DatasetMetadata]) -> None:
@@ -471,19 +531,36 @@ def test_rows_per_person_scales_the_noise(registry: tuple[pl.DataFrame, DatasetM
     assert result.accuracy["n"] == pytest.approx(3 * single, rel=0.05)
 
 
+@pytest.mark.parametrize(
+    ("delta", "aggregates"),
+    [
+        (0.0, [{"fn": "count", "as": "n"}, {"fn": "mean", "column": "ki67_pct", "as": "k"}]),
+        (  # merged into one plan: the quantile shares the pass with the sum
+            0.0,
+            [
+                {"fn": "sum", "column": "ki67_pct", "as": "s"},
+                {"fn": "quantile", "column": "age_at_diagnosis", "q": 0.5, "as": "m"},
+                {"fn": "histogram", "column": "ki67_pct", "edges": [0, 50, 100], "as": "h"},
+            ],
+        ),
+        (1e-6, [{"fn": "quantile", "column": "age_at_diagnosis", "q": 0.5, "as": "m"}]),
+    ],
+)
 def test_map_check_refuses_undercalibrated_noise(
-    registry: tuple[pl.DataFrame, DatasetMetadata], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    registry: tuple[pl.DataFrame, DatasetMetadata],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    delta: float,
+    aggregates: list[dict[str, Any]],
 ) -> None:
     _, meta = registry
     calibrated = calibration.noise_scale
     monkeypatch.setattr(calibration, "noise_scale", lambda *args: calibrated(*args) * 0.99)
     untouchable = pl.scan_parquet(tmp_path / "does-not-exist.parquet")  # reading it would raise another error
-    query = {
-        "group_by": ["stage"],
-        "aggregates": [{"fn": "count", "as": "n"}, {"fn": "mean", "column": "ki67_pct", "as": "k"}],
-    }
+    group_by = ["survival_months"] if delta else ["stage"]
+    query = {"group_by": group_by, "aggregates": aggregates}
     with pytest.raises(PrivacyCheckError, match="above its budget"):
-        run_query(untouchable, meta, request(meta, query, epsilon=1.0))
+        run_query(untouchable, meta, request(meta, query, epsilon=1.0, delta=delta))
 
 
 def test_map_check_refuses_a_low_threshold(

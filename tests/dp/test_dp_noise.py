@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -51,13 +52,21 @@ def dataset() -> tuple[pl.DataFrame, DatasetMetadata]:
     return frame, meta
 
 
-def count_noise(dataset: tuple[pl.DataFrame, DatasetMetadata], releases: int = RELEASES) -> np.ndarray:
-    """Released count minus the true count, for ``releases`` independent releases."""
+def count_noise(
+    dataset: tuple[pl.DataFrame, DatasetMetadata],
+    releases: int = RELEASES,
+    epsilon: float = EPSILON,
+    others: tuple[dict[str, Any], ...] = (),
+) -> np.ndarray:
+    """Released count minus the true count, for ``releases`` independent releases of the count (first)
+    and the ``others`` aggregates, which must share its plan."""
     frame, meta = dataset
+    aggregates = [{"fn": "count", "as": "n"}, *others]
     request = QueryRequest.model_validate(
-        {"dataset_id": "noise", "epsilon": EPSILON, "query": {"aggregates": [{"fn": "count", "as": "n"}]}}
+        {"dataset_id": "noise", "epsilon": epsilon, "query": {"aggregates": aggregates}}
     )
     compiled = compile_query(validate_against(request, meta))
+    assert len(compiled.plans) == 1
     return np.array([compiled.release(frame).rows[0][0] - ROWS for _ in range(releases)], dtype=np.float64)
 
 
@@ -94,6 +103,15 @@ def test_count_noise_has_the_calibrated_variance(dataset: tuple[pl.DataFrame, Da
     assert variance_matches(noise, SCALE)
     assert mean_absolute_matches(noise, SCALE)
     assert abs(noise.mean()) <= Z * math.sqrt(discrete_laplace_moments(SCALE)[1] / RELEASES)
+
+
+def test_count_noise_keeps_its_scale_in_a_merged_plan(dataset: tuple[pl.DataFrame, DatasetMetadata]) -> None:
+    # A count (1 unit) and a quantile (2 units) at 3ε share one plan and one pass over the data; the
+    # count's share is ε, so its noise has the scale of a lone count at ε.
+    quantile = {"fn": "quantile", "column": "x", "q": 0.5, "as": "median"}
+    noise = count_noise(dataset, epsilon=3 * EPSILON, others=(quantile,))
+    assert variance_matches(noise, SCALE)
+    assert mean_absolute_matches(noise, SCALE)
 
 
 def test_a_wrong_scale_fails_the_checks(
