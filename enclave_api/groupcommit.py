@@ -1,11 +1,13 @@
 """Group commit: concurrent units of work share one write transaction and one fsync.
 
 SQLite has a single writer, so each durable commit costs a lock hand-over and an fsync. Under load
-the committer batches the units queued by concurrent threads: one thread (the leader) runs the
-batch in a single transaction, each unit inside its own SAVEPOINT (a unit that raises is rolled back
-alone and its caller gets the exception), audit events are buffered and written with one statement
-per table, then everything commits together. A caller returns only after its unit has committed,
-so an acknowledged write is durable. With no contention a batch is just one unit.
+the committer batches the units queued by concurrent threads: one of their threads (the leader) runs
+the batch in a single transaction, audit events are buffered and written with one statement per
+table, pending ORM changes are flushed together, then everything commits at once. If any unit
+fails, the batch is rerun with each unit inside its own SAVEPOINT: a unit that raises is rolled back
+alone and its caller gets the exception. A caller returns only after its unit has committed (and the
+checkpoints its batch signed are published), so an acknowledged write is durable. With no
+contention a batch is just one unit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from audit.checkpoint import Checkpoint
 from audit.store import pending_checkpoints
 
 if TYPE_CHECKING:
@@ -26,12 +29,20 @@ T = TypeVar("T")
 
 
 class _Unit(Generic[T]):
-    __slots__ = ("done", "error", "lead", "value", "work")
+    """One caller's work and its outcome.
+
+    The caller sleeps on ``signal``, a lock it does not hold, released when its unit has been
+    processed or when the caller is made leader. A bare lock is the cheapest wake-up between threads
+    (an ``Event`` adds a condition variable and a second lock on both sides).
+    """
+
+    __slots__ = ("error", "lead", "signal", "value", "work")
 
     def __init__(self, work: Callable[[Session], T]) -> None:
         self.work = work
-        self.done = threading.Event()
-        self.lead = False  # set when this waiter must take over as leader
+        self.signal = threading.Lock()
+        self.signal.acquire()
+        self.lead = False  # set when this caller runs batches itself (it no longer waits)
         self.value: Any = None
         self.error: BaseException | None = None
 
@@ -45,6 +56,7 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._queue: deque[_Unit[Any]] = deque()
         self._leading = False
+        self._publishing = threading.Lock()
         self.batches = 0  # observability: how many transactions ran
         self.units = 0
 
@@ -57,78 +69,98 @@ class GroupCommitter:
         unit: _Unit[T] = _Unit(work)
         with self._lock:
             self._queue.append(unit)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-        if not lead:
-            unit.done.wait()
-            lead = unit.lead  # promoted: our unit is still queued at the front
-        if lead:
-            self._lead_until(unit)
+            if not self._leading:
+                self._leading = unit.lead = True
+        if not unit.lead:
+            unit.signal.acquire()  # processed, or promoted: then our unit is still queued
+        while unit.lead:
+            self._lead_once(unit)
         if unit.error is not None:
             raise unit.error
         return unit.value  # type: ignore[no-any-return]
 
-    def _lead_until(self, own: _Unit[Any]) -> None:
-        """Run batches until ``own`` has been processed, then pass leadership on."""
-        while True:
-            with self._lock:
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            self._run_batch(batch)
-            if any(unit is own for unit in batch):
+    def _lead_once(self, own: _Unit[Any]) -> None:
+        """Run the next batch as leader, then tell its callers.
+
+        Leadership passes to the first queued caller once ``own`` is processed (so no caller serves
+        forever), and also while this thread publishes checkpoints: that is an fsync of its own, and
+        the next transaction can run meanwhile. Callers hear of their unit only once every checkpoint
+        signed up to their batch is published, and checkpoints are published in signing order.
+        """
+        with self._lock:
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+        checkpoints = self._run_batch(batch)
+        finished = any(unit is own for unit in batch)
+        hand_over = finished or bool(checkpoints)
+        with self._publishing:  # taken before leadership passes: later batches wait for this one
+            if hand_over:
+                own.lead = False
                 with self._lock:
-                    if self._queue:  # wake the next waiter as leader, so no caller serves forever
+                    if self._queue:
                         successor = self._queue[0]
                         successor.lead = True
-                        successor.done.set()
+                        successor.signal.release()
                     else:
                         self._leading = False
-                return
+            try:
+                self.enclave.publish(checkpoints)
+            except BaseException as exc:  # committed, but the callers must hear that publishing failed
+                self._fail(batch, exc)
+        for unit in batch:
+            if unit is not own:
+                unit.signal.release()
+        if hand_over and not finished:
+            own.signal.acquire()  # wait like any caller: processed, or made leader again
 
-    def _run_batch(self, batch: list[_Unit[Any]]) -> None:
+    def _run_batch(self, batch: list[_Unit[Any]]) -> list[Checkpoint]:
+        """Run and commit ``batch``, leaving each unit's outcome on it; return the signed checkpoints."""
+        checkpoints: list[Checkpoint] = []
         try:
-            self._commit(batch, isolate=False)
+            checkpoints = self._commit(batch, isolate=False)
         except _UnitFailed:
             # Optimistic path failed: rerun with a SAVEPOINT per unit so only the failing units
             # are undone (their callers get their own exception), then commit the rest.
             for unit in batch:
                 unit.value, unit.error = None, None
             try:
-                self._commit(batch, isolate=True)
+                checkpoints = self._commit(batch, isolate=True)
             except BaseException as exc:
                 self._fail(batch, exc)
         except BaseException as exc:  # the shared commit failed: every unit failed
             self._fail(batch, exc)
         self.batches += 1
         self.units += len(batch)
-        for unit in batch:
-            unit.done.set()
+        return checkpoints
 
     @staticmethod
     def _fail(batch: list[_Unit[Any]], exc: BaseException) -> None:
         for unit in batch:
             unit.error = unit.error or exc
 
-    def _commit(self, batch: list[_Unit[Any]], isolate: bool) -> None:
+    def _commit(self, batch: list[_Unit[Any]], isolate: bool) -> list[Checkpoint]:
         enclave = self.enclave
         with enclave.db.write() as session:
             audit_batch = enclave.audit.batch(session)
-            for unit in batch:
-                if not isolate:
+            if isolate:
+                for unit in batch:
+                    mark = audit_batch.mark()
                     try:
-                        unit.value = unit.work(session)
-                    except BaseException as exc:
-                        raise _UnitFailed from exc
-                    continue
-                mark = audit_batch.mark()
+                        with session.begin_nested():  # leaving it flushes: the unit's own failure
+                            unit.value = unit.work(session)
+                    except BaseException as exc:  # only this unit is undone
+                        audit_batch.rollback_to(mark)
+                        unit.error = exc
+            else:
                 try:
-                    with session.begin_nested():
+                    for unit in batch:
                         unit.value = unit.work(session)
-                except BaseException as exc:  # the unit's own failure: only it is undone
-                    audit_batch.rollback_to(mark)
-                    unit.error = exc
+                    # One flush for every unit's pending ORM changes; a constraint one of them breaks
+                    # surfaces here, and the isolated rerun finds out whose it is.
+                    session.flush()
+                except BaseException as exc:
+                    raise _UnitFailed from exc
             audit_batch.flush()
-        enclave.publish(pending_checkpoints(session))
+        return pending_checkpoints(session)
 
 
 class _UnitFailed(Exception):

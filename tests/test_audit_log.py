@@ -238,33 +238,45 @@ def test_nobody_writes_or_deletes_audit_events(
     assert response.status_code == 405
 
 
-def _appender(data_dir: Path, url: str, name: str, count: int) -> subprocess.Popen[str]:
+def _appender(data_dir: Path, url: str, name: str, count: int, threads: int = 0) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.audit_appender", str(data_dir), url, name, str(count)],
+        [sys.executable, "-m", "tests.audit_appender", str(data_dir), url, name, str(count), str(threads)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
     )  # fmt: skip
+
+
+# 0: one transaction per change; 4: four threads per process sharing transactions (group commit).
+COMMIT_STYLES = pytest.mark.parametrize("threads", [0, 4], ids=["per-change", "group-commit"])
 
 
 def _url(enclave: Enclave) -> str:
     return enclave.db.engine.url.render_as_string(hide_password=False)
 
 
-def test_concurrent_processes_produce_one_gap_free_sequence(fresh_enclave: Enclave) -> None:
-    procs = [_appender(fresh_enclave.data_dir, _url(fresh_enclave), f"proc{n}", 25) for n in range(4)]
+@COMMIT_STYLES
+def test_concurrent_processes_produce_one_gap_free_sequence(fresh_enclave: Enclave, threads: int) -> None:
+    per_thread = 25 // threads if threads else 25
+    procs = [
+        _appender(fresh_enclave.data_dir, _url(fresh_enclave), f"proc{n}", per_thread, threads)
+        for n in range(4)
+    ]
     acked = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         acked += [int(line.split()[1]) for line in out.splitlines()]
-    assert len(acked) == 100
+    changes = 4 * per_thread * max(threads, 1)
+    assert len(acked) == len(set(acked)) == changes
     with fresh_enclave.read() as session:
         indices = list(session.scalars(select(AuditEvent.index).order_by(AuditEvent.index)))
-    assert indices == list(range(200))  # an org.created and a member event per transaction
+    assert indices == list(range(2 * changes))  # an org.created and a member event per change
+    assert set(acked) <= set(indices)
     assert _verify(fresh_enclave).ok
 
 
-def test_kill_9_loses_no_acknowledged_event(fresh_enclave: Enclave) -> None:
-    proc = _appender(fresh_enclave.data_dir, _url(fresh_enclave), "victim", 100_000)
+@COMMIT_STYLES
+def test_kill_9_loses_no_acknowledged_event(fresh_enclave: Enclave, threads: int) -> None:
+    proc = _appender(fresh_enclave.data_dir, _url(fresh_enclave), "victim", 100_000, threads)
     acked: list[int] = []
     assert proc.stdout is not None
     deadline = time.monotonic() + 120

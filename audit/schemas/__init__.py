@@ -64,14 +64,15 @@ class SchemaRegistry:
 
     def validate(self, event_type: str, subject: Mapping[str, Any], details: Mapping[str, Any]) -> None:
         """Raise :class:`AuditSchemaError` unless the event matches its type's newest schema."""
-        entry = self._validators.get(event_type)
-        if entry is None:
+        fast = self._fast.get(event_type)
+        if fast is None:
             raise AuditSchemaError(f"no audit schema for event type {event_type!r}")
         try:
-            self._fast[event_type]({"subject": subject, "details": details})
+            fast({"subject": subject, "details": details})
             return
         except fastjsonschema.JsonSchemaException:
             pass
+        entry = self._validators[event_type]
         from jsonschema import Draft202012Validator
 
         event = {"subject": dict(subject), "details": dict(details)}

@@ -83,6 +83,19 @@ def test_rfc3339_utc(moment: datetime, text: str) -> None:
     assert parse_rfc3339_utc(text) == moment
 
 
+@given(
+    st.datetimes(datetime(2, 1, 1), datetime(9998, 12, 31), timezones=st.just(UTC)),
+    st.integers(min_value=-23 * 60, max_value=23 * 60),
+)
+def test_rfc3339_utc_is_the_same_from_any_zone(moment: datetime, minutes: int) -> None:
+    # datetime.UTC takes a shortcut; a zone that merely has offset 0, or any other, takes the long way.
+    zero = timezone(timedelta(0), "zero")
+    text = rfc3339_utc(moment)
+    assert text == rfc3339_utc(moment.astimezone(zero))
+    assert parse_rfc3339_utc(text) == moment
+    assert rfc3339_utc(moment.astimezone(timezone(timedelta(minutes=minutes)))) == text
+
+
 def test_naive_datetimes_are_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         rfc3339_utc(datetime(2026, 11, 24, 15, 6, 1))
