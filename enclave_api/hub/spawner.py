@@ -400,6 +400,10 @@ class SandboxSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no type
         if session is None:
             return 0
         alive = await asyncio.to_thread(session.live_processes)
+        if self.pid:
+            # The server's own process decides: strays it leaves behind (a killed bwrap's orphans
+            # on a loaded machine) are the sandbox's leftovers, which stop() removes.
+            return None if self.pid in alive else 0
         return None if alive else 0
 
     async def stop(self, now: bool = False) -> None:
