@@ -263,3 +263,41 @@ def test_other_roles_get_403_on_researcher_pages_but_browse_the_catalog(
     assert portal_client.get("/portal/catalog/no_such_dataset").status_code == 404
     denied = audit_events(seeded_enclave, "access.denied")
     assert any(e["actor"] == _logins(seeded_enclave)[role]["username"] for e in denied)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value", "message"),
+    [
+        ("epsilon", "abc", "must be a number"),
+        ("epsilon", "nan", "must be a finite number"),
+        ("epsilon", "inf", "must be a finite number"),
+        ("epsilon", "-1", "epsilon"),
+        ("delta", "1e-3", "delta"),
+        ("days", "2.5", "whole number of days"),
+        ("days", "0", "days"),
+        ("dua_accepted", "", "agreement"),
+    ],
+)
+def test_a_bad_access_request_form_is_refused_with_its_values_kept(
+    portal_client: TestClient, seeded_enclave: Enclave, field_name: str, value: str, message: str
+) -> None:
+    csrf = client_login(portal_client, _logins(seeded_enclave), "researcher")
+    state = _demo_state(seeded_enclave)
+    form = {
+        "csrf": csrf,
+        "project_id": state["project"],
+        "dataset_id": "mirae_registry",
+        "purpose": "Stage distribution <b>kept</b>",
+        "epsilon": "1",
+        "delta": "1e-7",
+        "days": "30",
+        "dua_accepted": "yes",
+    } | {field_name: value}
+    with seeded_enclave.read() as session:
+        before = session.scalar(select(func.count()).select_from(AccessRequest))
+    answer = portal_client.post("/portal/requests/new", data=form)
+    assert answer.status_code == 422, answer.text[:500]
+    assert message.lower() in answer.text.lower()
+    assert "Stage distribution &lt;b&gt;kept&lt;/b&gt;" in answer.text  # kept, and inert
+    with seeded_enclave.read() as session:
+        assert session.scalar(select(func.count()).select_from(AccessRequest)) == before
