@@ -229,6 +229,9 @@ class Release(Base):
     key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
+    # The process running the query (``enclave_api.workers``): a reservation whose process is gone
+    # is failed by recovery at once, any other when its lease runs out.
+    worker: Mapped[str | None] = mapped_column(String(128))
 
 
 class QuarantineBlob(Base):
@@ -265,6 +268,8 @@ class EgressRequest(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
+    # The process running the automatic checks (``enclave_api.workers``), for crash recovery.
+    worker: Mapped[str | None] = mapped_column(String(128))
 
 
 class EgressRequestDataset(Base):

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     egress_reviews: int = Field(
         1, ge=1, le=5, description="Custodian approvals per dataset unless its metadata says otherwise"
     )
+    query_lease_minutes: float = Field(
+        10.0,
+        gt=0,
+        description="A DP query unfinished after this long (its process on another machine) is failed "
+        "as interrupted; on this machine a crashed query is failed at once",
+    )
+    recovery_check_seconds: float = Field(
+        30.0, gt=0, description="How often the API looks for work a stopped process left unfinished"
+    )
     egress_check_timeout_seconds: float = Field(
         300.0, gt=0, description="Automatic checks running longer block the request (as a failure)"
     )

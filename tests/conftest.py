@@ -200,3 +200,17 @@ def audit_events(enclave: Enclave, event_type: str) -> list[dict[str, Any]]:
             select(AuditEvent).where(AuditEvent.type == event_type).order_by(AuditEvent.index)
         )
         return [json.loads(row.canonical) for row in rows]
+
+
+def dead_worker() -> str:
+    """The worker identity (``enclave_api.workers``) of a process that ran here and has exited."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from enclave_api import workers; print(workers.current())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()

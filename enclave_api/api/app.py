@@ -36,8 +36,8 @@ from enclave_api.context import Enclave
 from enclave_api.logs import configure_logging
 from enclave_api.portal import router as portal_router
 from enclave_api.services import egress as egress_service
+from enclave_api.services import releases as releases_service
 from enclave_api.services import sessions as sessions_service
-from enclave_api.services.releases import recover_interrupted
 from enclave_api.settings import Settings
 
 API_TITLE = "Secure data enclave API"
@@ -66,6 +66,26 @@ async def _checkpoint_timer(enclave: Enclave) -> None:
             log.exception("periodic audit checkpoint failed")
 
 
+def _recover_queries(enclave: Enclave) -> None:
+    failed = releases_service.recover_interrupted(enclave)
+    if failed:
+        log.warning("failed interrupted DP queries (their budget stays spent)", extra={"count": failed})
+
+
+async def _recovery_timer(enclave: Enclave) -> None:
+    """Now and every ``recovery_check_seconds``: end the work a stopped process left unfinished
+    (DP queries failed, egress checks re-run; see ``enclave_api.workers``)."""
+    while True:
+        try:
+            await asyncio.to_thread(_recover_queries, enclave)
+            rerun = await asyncio.to_thread(egress_service.recover_interrupted, enclave)
+            if rerun:
+                log.warning("re-ran interrupted egress checks", extra={"count": rerun})
+        except Exception:
+            log.exception("recovery of interrupted work failed")
+        await asyncio.sleep(enclave.settings.recovery_check_seconds)
+
+
 def _requests_in_flight(enclave: Enclave) -> int:
     """How many requests may run at once: a request can hold up to three pooled connections at a
     time (its read session, the credential check, a write), and requests that each hold one while
@@ -91,18 +111,14 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
         if owned and settings is not None:
             configure_logging(settings.log_json)
             app.state.enclave = Enclave.open(settings)
-            recovered = recover_interrupted(app.state.enclave)
-            if recovered:
-                log.warning("marked interrupted DP queries as failed", extra={"count": recovered})
-            # Egress requests a crash left mid-check are checked again (in the background).
-            app.state.egress_recovery = asyncio.create_task(
-                asyncio.to_thread(egress_service.recover_interrupted, app.state.enclave)
-            )
+            # Before serving: no reservation of a crashed query is left looking alive.
+            _recover_queries(app.state.enclave)
         app.state.in_flight.limit(_requests_in_flight(app.state.enclave))
         timers = (
             [
                 asyncio.create_task(_checkpoint_timer(app.state.enclave)),
                 asyncio.create_task(_session_reaper(app.state.enclave)),
+                asyncio.create_task(_recovery_timer(app.state.enclave)),
             ]
             if owned
             else []

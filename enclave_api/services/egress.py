@@ -17,6 +17,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import canonical_json, rfc3339_utc
 from audit.checkpoint import key_id
+from enclave_api import workers
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Forbidden, IntegrityFailure, Invalid, NotFound, TooLarge
 from enclave_api.models import (
@@ -57,6 +59,10 @@ WITHDRAWABLE = frozenset(
     {EgressStatus.SUBMITTED, EgressStatus.BLOCKED, EgressStatus.IN_REVIEW, EgressStatus.CHANGES_REQUESTED}
 )
 MAX_TEXT = 5000
+# Requests whose checks a crash interrupted (re-run by recovery).
+INTERRUPTIBLE = (EgressStatus.SUBMITTED, EgressStatus.CHECKING)
+# How long past the check timeout a request may stay in ``checking`` before another process re-runs it.
+RECHECK_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,7 @@ def submit(
             round=1,
             created_at=now,
             updated_at=now,
+            worker=workers.current(),
         )
         session.add(request)
         for dataset_id, org_id, required in sorted(links):
@@ -237,6 +244,7 @@ def resubmit(
         now = ctx.now()
         request.status, request.round, request.updated_at = EgressStatus.SUBMITTED, request.round + 1, now
         request.justification, request.report = justification.strip(), None
+        request.worker = workers.current()
         _record_blobs(session, stored, now)
         files = _add_files(session, request, uploads)
         ctx.audit.append(
@@ -358,15 +366,23 @@ def _evidence(
     return evidence
 
 
-def run_checks(ctx: Enclave, request_id: str) -> EgressRequest:
+def run_checks(ctx: Enclave, request_id: str, only_if_abandoned: timedelta | None = None) -> EgressRequest:
     """``submitted``/``checking`` → ``checking`` → ``blocked`` | ``in_review``.
 
-    Safe to run again after a crash: the files are read back from the quarantine.
+    Safe to run again after a crash: the files are read back from the quarantine. With
+    ``only_if_abandoned`` (recovery), raise :class:`Conflict` unless the request is still waiting
+    for checks whose process is gone or whose lease of that length ran out.
     """
     with ctx.write() as session:
         request = _locked(session, request_id)
+        if only_if_abandoned is not None and not (
+            request.status in INTERRUPTIBLE
+            and workers.abandoned(request.worker, request.updated_at, ctx.now(), only_if_abandoned)
+        ):
+            raise Conflict(f"egress request {request_id} is no longer waiting for its checks")
         check_transition(EgressStatus(request.status), EgressStatus.CHECKING, f"egress request {request_id}")
         request.status, request.updated_at = EgressStatus.CHECKING, ctx.now()
+        request.worker = workers.current()
         ctx.audit.append(
             session,
             "egress.checking",
@@ -427,18 +443,28 @@ def run_checks(ctx: Enclave, request_id: str) -> EgressRequest:
 
 
 def recover_interrupted(ctx: Enclave) -> int:
-    """Re-run the checks of requests a crash left in ``submitted`` or ``checking``; return how many."""
+    """Check again the requests left in ``submitted`` or ``checking`` by a process that is gone, or
+    for longer than the checks may take (their process elsewhere); return how many were re-run."""
+    now = ctx.now()
+    lease = timedelta(seconds=ctx.settings.egress_check_timeout_seconds + RECHECK_GRACE_SECONDS)
     with ctx.read() as session:
-        stuck = list(
-            session.scalars(
-                select(EgressRequest.id).where(
-                    EgressRequest.status.in_([EgressStatus.SUBMITTED, EgressStatus.CHECKING])
+        stuck = [
+            request_id
+            for request_id, worker, updated in session.execute(
+                select(EgressRequest.id, EgressRequest.worker, EgressRequest.updated_at).where(
+                    EgressRequest.status.in_(INTERRUPTIBLE)
                 )
             )
-        )
+            if workers.abandoned(worker, updated, now, lease)
+        ]
+    rerun = 0
     for request_id in stuck:
-        run_checks(ctx, request_id)
-    return len(stuck)
+        try:
+            run_checks(ctx, request_id, only_if_abandoned=lease)
+        except Conflict:  # finished, withdrawn or taken over by another process meanwhile
+            continue
+        rerun += 1
+    return rerun
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from audit.canonical import canonical_json, rfc3339_utc
 from audit.checkpoint import key_id
+from enclave_api import workers
 from enclave_api.context import Enclave
 from enclave_api.errors import Conflict, Invalid, NotFound
 from enclave_api.models import Dataset, Grant, Release
@@ -166,6 +167,7 @@ def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> Q
                 delta=delta,
                 status="reserved",
                 created_at=now,
+                worker=workers.current(),
             )
         )
         ctx.audit.append(
@@ -292,28 +294,41 @@ def get_release(session: Session, principal: Principal, release_id: str) -> Rele
     return release
 
 
-def recover_interrupted(ctx: Enclave, older_than: timedelta = timedelta(minutes=10)) -> int:
-    """Mark reservations a stopped process left behind as failed; the budget stays spent because
-    noise may already have been drawn. Only old reservations: other replicas may be mid-query."""
-    cutoff = ctx.now() - older_than
-    with ctx.write() as session:
-        stale = list(
-            session.scalars(
-                select(Release)
-                .where(Release.status == "reserved", Release.created_at < cutoff)
-                .with_for_update()
+def recover_interrupted(ctx: Enclave) -> int:
+    """Fail the reservations whose query will never finish: its process is gone (a crash), or it
+    has run longer than ``query_lease_minutes``. The budget stays spent: noise may have been drawn.
+    Returns how many were failed (each audited as ``query.failed``)."""
+    now = ctx.now()
+    lease = timedelta(minutes=ctx.settings.query_lease_minutes)
+    with ctx.read() as session:
+        reserved = list(
+            session.execute(
+                select(Release.id, Release.worker, Release.created_at).where(Release.status == "reserved")
             )
         )
-        for release in stale:
-            release.status = "failed"
+    stale = [rid for rid, worker, created in reserved if workers.abandoned(worker, created, now, lease)]
+    if not stale:
+        return 0
+    failed = 0
+    with ctx.write() as session:
+        for release in session.scalars(
+            select(Release).where(Release.id.in_(stale), Release.status == "reserved").with_for_update()
+        ):
             grant = session.get(Grant, release.grant_id)
             if grant is None:  # impossible with the foreign key; never hide a reservation silently
                 raise LookupError(f"release {release.id} has no grant")
+            release.status = "failed"
+            reason = (
+                f"interrupted: the process running it ({release.worker}) stopped"
+                if workers.gone(release.worker)
+                else f"interrupted: still unfinished after {ctx.settings.query_lease_minutes:g} minutes"
+            )
             ctx.audit.append(
                 session,
                 "query.failed",
                 "system",
                 _subject(release.id, grant, release.dataset_id),
-                {"reason": "interrupted before release (process stopped); budget stays spent"},
+                {"reason": f"{reason}; the budget stays spent (noise may have been drawn)"},
             )
-    return len(stale)
+            failed += 1
+    return failed

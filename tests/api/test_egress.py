@@ -13,6 +13,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 
 from audit.store import AuditEvent, verify_database
+from enclave_api import workers
 from enclave_api.client import EnclaveClient
 from enclave_api.context import Enclave
 from enclave_api.models import Dataset, EgressRequest
@@ -32,7 +34,7 @@ from enclave_api.services.datasets import load_table
 from enclave_api.services.egress import verify_manifest
 from privacy.egress import CheckWorker
 from privacy.pii.romanize import family_spellings, romanize
-from tests.conftest import audit_events, bearer, session_token
+from tests.conftest import audit_events, bearer, dead_worker, session_token
 
 REGISTRY = "hanbit_registry"  # its metadata asks for two independent egress reviews
 JUSTIFICATION = "Aggregate survival results for the consortium report."
@@ -549,13 +551,27 @@ def test_a_request_interrupted_mid_check_is_checked_again_on_recovery(
 ) -> None:
     project = _grant(seeded_client, tokens, dataset="wdbc")
     request_id = _submit(seeded_client, tokens["researcher"], {"a.txt": b"ok"}, project).json()["id"]
-    with airlock.write() as session:  # as if the API died after "checking" was committed
+    with airlock.write() as session:  # as if this process were still checking it
         request = session.get_one(EgressRequest, request_id)
-        request.status, request.report = "checking", None
+        request.status, request.report, request.worker = "checking", None, workers.current()
+    assert egress_service.recover_interrupted(airlock) == 0  # its process runs: left alone
+    with airlock.write() as session:  # as if the API died after "checking" was committed
+        session.get_one(EgressRequest, request_id).worker = dead_worker()
     assert egress_service.recover_interrupted(airlock) == 1
     with airlock.read() as session:
         request = session.get_one(EgressRequest, request_id)
         assert request.status == "in_review" and request.report is not None
+    assert egress_service.recover_interrupted(airlock) == 0
+    # A process elsewhere (nothing to inspect) is presumed dead once the checks' lease ran out.
+    with airlock.write() as session:
+        request = session.get_one(EgressRequest, request_id)
+        request.status, request.worker = "checking", "another-host/0/1/1"
+        request.updated_at = airlock.now() - timedelta(seconds=airlock.settings.egress_check_timeout_seconds)
+    assert egress_service.recover_interrupted(airlock) == 0
+    with airlock.write() as session:
+        session.get_one(EgressRequest, request_id).updated_at -= timedelta(minutes=2)
+    assert egress_service.recover_interrupted(airlock) == 1
+    assert [e["details"]["round"] for e in audit_events(airlock, "egress.checked")] == [1, 1, 1]
 
 
 def test_romanised_names_and_identifiers_in_figures_are_found(

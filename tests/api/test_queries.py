@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from audit.store import AuditEvent
+from enclave_api import workers
 from enclave_api.client import EnclaveAPIError, EnclaveClient
 from enclave_api.context import Enclave
 from enclave_api.limits import AbuseLimits
 from enclave_api.models import Grant, Release
 from enclave_api.services.releases import verify_release
 from tests.api.test_access_flow import _approved_grant
-from tests.conftest import bearer, session_token
+from tests.conftest import audit_events, bearer, dead_worker, session_token
 
 COUNT_BY_STAGE = {"group_by": ["stage"], "aggregates": [{"fn": "count", "as": "n"}]}
 
@@ -321,3 +323,51 @@ def test_engine_refusal_refunds_and_other_failures_keep_the_budget_spent(
         statuses = sorted(session.scalars(select(Release.status)))
     assert statuses == ["failed", "refunded"]
     assert _audit(seeded_enclave, "query.failed") == 1
+
+
+def test_a_crashed_query_is_failed_at_once_a_running_one_only_after_its_lease(
+    seeded_client: TestClient, seeded_enclave: Enclave, tokens: dict[str, str]
+) -> None:
+    from enclave_api.services.releases import recover_interrupted
+
+    grant_id = _grant(seeded_client, tokens, "dasom_registry", "custodian2")
+    released = _query(seeded_client, tokens["researcher"], "dasom_registry", 0.25, COUNT_BY_STAGE).json()
+    reservations = {"rel_crashed": dead_worker(), "rel_running": workers.current(), "rel_far": "far/0/1/1"}
+    with seeded_enclave.write() as session:  # of a crashed query, a running one, one elsewhere
+        template = session.get_one(Release, released["release_id"])
+        for rid, worker in reservations.items():
+            session.add(
+                Release(
+                    id=rid,
+                    grant_id=grant_id,
+                    dataset_id=template.dataset_id,
+                    project_id=template.project_id,
+                    requester_id=template.requester_id,
+                    query=template.query,
+                    epsilon=0.25,
+                    delta=0.0,
+                    status="reserved",
+                    created_at=seeded_enclave.now(),
+                    worker=worker,
+                )
+            )
+        session.get_one(Grant, grant_id).epsilon_spent += 0.75
+    assert recover_interrupted(seeded_enclave) == 1
+    with seeded_enclave.read() as session:
+        statuses = {rid: status for rid, status in session.execute(select(Release.id, Release.status))}
+    assert (
+        statuses["rel_crashed"] == "failed" and statuses["rel_running"] == statuses["rel_far"] == "reserved"
+    )
+    failed = [e for e in audit_events(seeded_enclave, "query.failed")]
+    assert [e["subject"]["release"] for e in failed] == ["rel_crashed"]
+    assert "stopped" in failed[0]["details"]["reason"] and "stays spent" in failed[0]["details"]["reason"]
+    with seeded_enclave.write() as session:  # past the lease, nothing is presumed to run any more
+        for rid in ("rel_running", "rel_far"):
+            lease = timedelta(minutes=seeded_enclave.settings.query_lease_minutes)
+            session.get_one(Release, rid).created_at -= lease + timedelta(minutes=1)
+    assert recover_interrupted(seeded_enclave) == 2
+    with seeded_enclave.read() as session:
+        assert session.scalar(select(func.count()).where(Release.status == "reserved")) == 0
+        grant = session.get_one(Grant, grant_id)
+    assert grant.epsilon_spent == pytest.approx(1.0)  # failed reservations keep the budget spent
+    assert recover_interrupted(seeded_enclave) == 0
