@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -498,6 +499,10 @@ def pii_scan(
 def _serve(settings: Settings, hub: HubLayout | None) -> None:
     import uvicorn
 
+    if settings.polars_streaming:
+        # Read by Polars, and by the Polars inside OpenDP, at every collect: set before any query.
+        os.environ.setdefault(POLARS_STREAMING_VARIABLE, "1")
+
     from enclave_api.api.app import create_app
 
     base = f"http://{settings.host}:{settings.port}"
@@ -529,6 +534,9 @@ def _serve(settings: Settings, hub: HubLayout | None) -> None:
             hub_process.stop()
             with opened(settings.data_dir, settings.database_url) as enclave, enclave.write() as session:
                 sessions.end_all(enclave, session, sessions.EndReason.STOPPED)
+
+
+POLARS_STREAMING_VARIABLE = "POLARS_AUTO_NEW_STREAMING"
 
 
 def _print_demo_logins(data_dir: Path) -> None:

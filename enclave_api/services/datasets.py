@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -115,17 +116,23 @@ def get_dataset(session: Session, dataset_id: str) -> Dataset:
     return dataset
 
 
-def load_table(ctx: Enclave, session: Session, dataset: Dataset) -> pa.Table:
-    """Decrypt a dataset (authenticated; tampering raises IntegrityFailure, never garbage)."""
+def decrypt_into(ctx: Enclave, session: Session, dataset: Dataset, dst: BinaryIO) -> None:
+    """Write a dataset's plaintext Parquet into ``dst`` (authenticated; tampering raises
+    IntegrityFailure, never garbage)."""
     key = session.get(DataKey, dataset.id)
     if key is None:
         raise NotFound(f"dataset {dataset.id} has no data key")
-    buffer = io.BytesIO()
     ctx.store.read(
         dataset.id,
         StoredBlob(dataset.blob_name, key.kek_id, bytes(key.wrapped_key), dataset.content_sha256, 0),
-        buffer,
+        dst,
     )
+
+
+def load_table(ctx: Enclave, session: Session, dataset: Dataset) -> pa.Table:
+    """Decrypt a dataset into memory (see :func:`decrypt_into`)."""
+    buffer = io.BytesIO()
+    decrypt_into(ctx, session, dataset, buffer)
     buffer.seek(0)
     return pq.read_table(buffer)
 

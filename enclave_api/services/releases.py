@@ -11,10 +11,13 @@ reservation is refunded; any other failure keeps the budget spent.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -30,7 +33,7 @@ from enclave_api.errors import Conflict, Invalid, NotFound
 from enclave_api.models import Dataset, Grant, Release
 from enclave_api.roles import Role, new_id
 from enclave_api.services.access import active_grant
-from enclave_api.services.datasets import dataset_metadata, get_dataset, load_table
+from enclave_api.services.datasets import dataset_metadata, decrypt_into, get_dataset, load_table
 from enclave_api.services.identity import Principal
 from enclave_api.services.projects import is_member
 from enclave_api.signing import sign_document, verify_document
@@ -79,27 +82,60 @@ class QueryOutcome:
     delta_remaining: float
 
 
+class _PlainParquet:
+    """A dataset's decrypted Parquet in an anonymous memory file (``memfd``): never on disk, and
+    scanned lazily by the DP engine (OpenDP reads only the columns and row groups a plan needs,
+    instead of copying a whole in-memory frame into every plan). Closed when no query uses it."""
+
+    def __init__(self, ctx: Enclave, dataset: Dataset) -> None:
+        fd = os.memfd_create(f"enclave-{dataset.id}", os.MFD_CLOEXEC)
+        self._closer = weakref.finalize(self, os.close, fd)
+        with ctx.read() as session, os.fdopen(os.dup(fd), "wb") as sink:
+            decrypt_into(ctx, session, dataset, sink)
+        self.path = f"/proc/self/fd/{fd}"
+
+    def frame(self) -> pl.LazyFrame:
+        """A scan of it; keep this object referenced while the scan runs."""
+        return pl.scan_parquet(self.path)
+
+
+@dataclass(frozen=True)
+class _InMemory:
+    table: pl.DataFrame
+
+    def frame(self) -> pl.DataFrame:
+        return self.table
+
+
 class _TableCache:
-    """A couple of decrypted datasets kept in memory between queries (keyed by content hash)."""
+    """A couple of decrypted datasets kept between queries (keyed by content hash), as memory
+    files where the system has them, else as in-memory frames."""
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._tables: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
+        self._tables: OrderedDict[tuple[str, str], _PlainParquet | _InMemory] = OrderedDict()
 
-    def get(self, ctx: Enclave, dataset: Dataset) -> pl.DataFrame:
+    def get(self, ctx: Enclave, dataset: Dataset) -> _PlainParquet | _InMemory:
         key = (dataset.id, dataset.content_sha256)
         with self._lock:
-            if key in self._tables:
+            table = self._tables.get(key)
+            if table is not None:
                 self._tables.move_to_end(key)
-                return self._tables[key]
-        with ctx.read() as session:
-            table = pl.DataFrame(load_table(ctx, session, dataset))
-        with self._lock:
-            self._tables[key] = table
-            while len(self._tables) > self.size:
-                self._tables.popitem(last=False)
+        if table is None:
+            table = self._load(ctx, dataset)
+            with self._lock:
+                self._tables[key] = table
+                while len(self._tables) > self.size:
+                    self._tables.popitem(last=False)  # a query still scanning it keeps it open
         return table
+
+    @staticmethod
+    def _load(ctx: Enclave, dataset: Dataset) -> _PlainParquet | _InMemory:
+        if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
+            return _PlainParquet(ctx, dataset)
+        with ctx.read() as session:
+            return _InMemory(pl.DataFrame(load_table(ctx, session, dataset)))
 
 
 _cache = _TableCache()
@@ -187,7 +223,8 @@ def run_dp_query(ctx: Enclave, principal: Principal, request: QueryRequest) -> Q
     eps_left, delta_left = ctx.transact(reserve)
     reservation = _Reservation(ctx, principal, release_id, grant, dataset.id)
     try:
-        result = run_query(_cache.get(ctx, dataset), meta, request)
+        table = _cache.get(ctx, dataset)  # referenced until the query ends
+        result = run_query(table.frame(), meta, request)
     except QueryError as exc:  # refused before any noise was drawn: give the budget back
         refusal = str(exc)
         ctx.transact(lambda session: reservation.refund(session, refusal))

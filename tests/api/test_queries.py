@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -371,3 +373,26 @@ def test_a_crashed_query_is_failed_at_once_a_running_one_only_after_its_lease(
         grant = session.get_one(Grant, grant_id)
     assert grant.epsilon_spent == pytest.approx(1.0)  # failed reservations keep the budget spent
     assert recover_interrupted(seeded_enclave) == 0
+
+
+def test_datasets_are_scanned_from_memory_files_that_outlive_eviction_while_in_use(
+    seeded_enclave: Enclave,
+) -> None:
+    import gc
+
+    from enclave_api.services.datasets import get_dataset
+    from enclave_api.services.releases import _TableCache
+
+    cache = _TableCache(size=1)
+    with seeded_enclave.read() as session:
+        wdbc, registry = get_dataset(session, "wdbc"), get_dataset(session, "dasom_registry")
+    held = cache.get(seeded_enclave, wdbc)
+    path = getattr(held, "path", "")
+    assert os.readlink(path).startswith("/memfd:enclave-wdbc")  # decrypted in memory, never on disk
+    assert cache.get(seeded_enclave, wdbc) is held  # cached
+    cache.get(seeded_enclave, registry)  # evicts wdbc while a query still holds it
+    assert held.frame().select(pl.len()).collect().item() == 569
+    del held
+    gc.collect()
+    # Closed once nothing uses it (its descriptor number may have been reused by another file since).
+    assert not os.path.exists(path) or not os.readlink(path).startswith("/memfd:enclave-wdbc")
