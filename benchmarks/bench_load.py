@@ -1,7 +1,7 @@
 """Load test: 200 simulated researchers against a live API server, from a second process on loopback.
 
     .venv/bin/python -m benchmarks.bench_load [--users 200] [--duration 20] [--warmup 5]
-        [--think-ms 50 200] [--backends sqlite postgresql]
+        [--think-ms 1000 5000] [--backends sqlite postgresql]
 
 Per backend: seeds the demo world (``seed_demo``) in a temporary data directory, then adds ``--users``
 researchers of Aster Pharma with their own API tokens, in teams of ``--team`` (one project each, with a
@@ -12,8 +12,11 @@ not 200); the others poll their empty list. Every user has an identity of its ow
 ``enclave_api.limits`` apply as they would to real users.
 
 The API runs as ``python -m enclave_api api`` (uvicorn, one process); the load comes from another
-process (this module with ``--generate``: httpx.AsyncClient, one coroutine per user) that loops, with a
-random think time between requests: ≈60 % catalog reads (``GET /v1/datasets``, ``/v1/datasets/{id}``,
+process (this module with ``--generate``: one coroutine and one keep-alive HTTP/1.1 connection per
+user, written by hand so that the generator costs little of the two cores) that loops, with a random
+think time between requests (default 1-5 s: people reading answers; with ``--think-ms 50 200`` the 200
+users ask for ~1,100 req/s, several times what one API process serves on two cores, and latency is
+then queueing): ≈60 % catalog reads (``GET /v1/datasets``, ``/v1/datasets/{id}``,
 ``/v1/me``), 25 % egress status polls (``GET /v1/egress-requests``, ``/v1/egress-requests/{own id}``),
 15 % DP queries (``POST /v1/queries`` on wdbc, count or count + mean, ε = 0.01). Requests started in
 the ``--duration`` seconds after ``--warmup`` are counted. Prints, per category, requests, throughput,
@@ -160,15 +163,78 @@ def _label(method: str, path: str, user: dict[str, Any]) -> str:
     return f"{method} {path}"
 
 
+IDLE_REUSE_S = 4.0  # below uvicorn's keep-alive timeout (5 s)
+
+
+class UserConnection:
+    """One simulated user's keep-alive HTTP/1.1 connection, written by hand: the generator shares the
+    two cores with the server and must cost far less per request than the server does (httpx spent
+    12-20 ms of CPU per request here, most of it in its pool's bookkeeping over 200 connections)."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.idle_since = time.monotonic()
+
+    async def request(self, method: str, path: str, body: Any, timeout: float) -> tuple[int, bytes]:
+        if self.writer is not None and time.monotonic() - self.idle_since > IDLE_REUSE_S:
+            self.close()  # the server drops idle connections (uvicorn after 5 s): do not race it
+        try:
+            answer = await asyncio.wait_for(self._exchange(method, path, body), timeout)
+        except BaseException:
+            self.close()  # a half-read answer leaves the connection unusable
+            raise
+        self.idle_since = time.monotonic()
+        return answer
+
+    async def _exchange(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + payload)
+        status = int((await self.reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+        length, chunked, closing = 0, False, False
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                closing = b"close" in value.lower()
+        if chunked:
+            parts = []
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                parts.append(await self.reader.readexactly(size + 2))
+            await self.reader.readuntil(b"\r\n")
+            content = b"".join(p[:-2] for p in parts)
+        else:
+            content = await self.reader.readexactly(length)
+        if closing:
+            self.close()
+        return status, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def _generate(config: dict[str, Any]) -> dict[str, Any]:
     think_lo, think_hi = config["think_ms"][0] / 1e3, config["think_ms"][1] / 1e3
     records: list[list[Any]] = []  # [category, latency ms, status]
     errors: dict[str, list[str]] = defaultdict(list)  # "endpoint status" -> bodies (first few)
     lag: list[float] = []  # how late the think-time sleeps woke up: the generator's own saturation
     users = config["users"]
-    limits = httpx.Limits(max_connections=len(users), max_keepalive_connections=len(users))
     timeout = config["timeout"]
-    async with httpx.AsyncClient(base_url=config["base_url"], limits=limits, timeout=timeout) as client:
+    url = httpx.URL(config["base_url"])
+    async with httpx.AsyncClient(base_url=config["base_url"], timeout=timeout) as client:
         await _wait_healthy(client)
         began = time.perf_counter()
         measure_from = began + config["warmup"]
@@ -176,14 +242,14 @@ async def _generate(config: dict[str, Any]) -> dict[str, Any]:
 
         async def user_loop(index: int, user: dict[str, Any]) -> None:
             rng = random.Random(index)
-            headers = {"Authorization": f"Bearer {user['token']}"}
+            connection = UserConnection(url.host, url.port or 80, user["token"])
             await asyncio.sleep(rng.uniform(0, think_hi))  # users do not all start at once
             while (start := time.perf_counter()) < stop_at:
                 category, method, path, body = _pick(rng, user, config)
                 try:
-                    response = await client.request(method, path, headers=headers, json=body)
-                    status, text = response.status_code, response.text
-                except httpx.HTTPError as exc:
+                    status, content = await connection.request(method, path, body, timeout)
+                    text = content.decode(errors="replace")
+                except (OSError, EOFError, ValueError, TimeoutError, asyncio.IncompleteReadError) as exc:
                     status, text = 0, f"{type(exc).__name__}: {exc}"
                 except asyncio.CancelledError:  # still waiting for its answer GRACE_S after the end
                     if start >= measure_from:
@@ -401,7 +467,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--egress-per-team", type=int, default=1, help="users of a team with egress")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
-    parser.add_argument("--think-ms", type=float, nargs=2, default=[50.0, 200.0], metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        nargs=2,
+        default=[1000.0, 5000.0],
+        metavar=("MIN", "MAX"),
+        help="think time between a user's requests (people reading answers; Locust's between(1, 5))",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)  # the load generator's process

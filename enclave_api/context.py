@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from audit.checkpoint import Checkpoint
 from audit.schemas import SchemaRegistry
 from audit.sink import SINKS, CheckpointSink, JsonlFileSink
 from audit.store import AuditLog, pending_checkpoints
+from enclave_api.authcache import AuthCache
 from enclave_api.db import Database
 from enclave_api.errors import ConfigurationError
 from enclave_api.groupcommit import GroupCommitter
@@ -54,10 +55,13 @@ class Enclave:
     session_control: SessionControl = field(init=False)
     #: Rate limits on costly actions and failed-login throttling (this process's counts).
     limits: AbuseLimits = field(init=False)
+    #: Recently authenticated API tokens (``enclave_api.authcache``).
+    auth_cache: AuthCache[Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self)
         self.limits = AbuseLimits(self.settings)
+        self.auth_cache = AuthCache(self.settings.auth_cache_seconds)
         self.quarantine = EncryptedDatasetStore(self.settings.quarantine_dir, self.secrets.key_provider)
         self.egress_checks = CheckWorker(timeout=self.settings.egress_check_timeout_seconds)
         hub_token = self.settings.hub_api_token

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     web_login_hours: float = Field(
         12.0, gt=0, le=24 * 7, description="Lifetime of a browser login obtained through the hub"
     )
+    auth_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="How long an authenticated API token is remembered by an API process (0: off); a "
+        "revocation is immediate in the process that made it, other processes see it within this time",
+    )
     rate_limit_queries_per_minute: int = Field(
         60, ge=1, description="DP queries a user may run per minute (429 beyond, with Retry-After)"
     )

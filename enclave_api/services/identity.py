@@ -157,6 +157,7 @@ def revoke_token(ctx: Enclave, session: Session, actor: str, token_id: str) -> A
     if record.revoked_at is not None:
         raise Conflict(f"token {token_id} is already revoked")
     record.revoked_at = ctx.now()
+    ctx.auth_cache.bar(token_id)  # before the commit: no request of this process can use it after
     ctx.audit.append(session, "token.revoked", actor, {"user": record.user_id, "token": token_id})
     return record
 
@@ -314,6 +315,28 @@ def authenticate(
     A notebook session's token (kind ``session``) also needs its session open and the call to come
     from the session's own ``address``; it carries only the researcher role, whatever else its user holds.
     """
+    return _authenticate(ctx, session, token, now, address)[0]
+
+
+def authenticate_cached(ctx: Enclave, token: str, now: datetime, address: str | None = None) -> Principal:
+    """:func:`authenticate`, answered from ``ctx.auth_cache`` when the token was resolved moments
+    ago (API and browser tokens only; see ``enclave_api.authcache``)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise Unauthenticated("invalid token")
+    hashed = token_hash(ctx.secrets.token_pepper, token)
+    cached: Principal | None = ctx.auth_cache.get(hashed, now)
+    if cached is not None:
+        return cached
+    with ctx.read() as session:
+        principal, expires_at = _authenticate(ctx, session, token, now, address)
+    if principal.token_kind != "session":  # noqa: S105 - a kind, not a secret
+        ctx.auth_cache.put(hashed, principal, principal.token_id, expires_at)
+    return principal
+
+
+def _authenticate(
+    ctx: Enclave, session: Session, token: str, now: datetime, address: str | None
+) -> tuple[Principal, datetime]:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid token")
     record = session.scalars(
@@ -335,7 +358,7 @@ def authenticate(
     )
     if record.kind == "session":
         principal = replace(principal, roles=tuple(r for r in principal.roles if r == Role.RESEARCHER))
-    return principal
+    return principal, record.expires_at
 
 
 def _check_session_credential(ctx: Enclave, session: Session, token_id: str, address: str | None) -> None:

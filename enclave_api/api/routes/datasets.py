@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -17,7 +18,25 @@ from enclave_api.services import datasets as service
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
+#: Registered datasets never change (a new version is a new registration), so their public view is
+#: built once per (id, content, registration time) and served from here (bounded; the catalog read
+#: is the most frequent request).
+_PUBLIC_VIEWS: dict[tuple[str, str, datetime], DatasetPublic] = {}
+_PUBLIC_VIEWS_MAX = 512
+
+
 def dataset_public(dataset: Dataset) -> DatasetPublic:
+    key = (dataset.id, dataset.content_sha256, dataset.created_at)
+    view = _PUBLIC_VIEWS.get(key)
+    if view is None:
+        view = _build_public(dataset)
+        if len(_PUBLIC_VIEWS) >= _PUBLIC_VIEWS_MAX:
+            _PUBLIC_VIEWS.clear()
+        _PUBLIC_VIEWS[key] = view
+    return view
+
+
+def _build_public(dataset: Dataset) -> DatasetPublic:
     meta = service.dataset_metadata(dataset).public()
     return DatasetPublic(
         id=dataset.id,
