@@ -86,17 +86,19 @@ async def _recovery_timer(enclave: Enclave) -> None:
         await asyncio.sleep(enclave.settings.recovery_check_seconds)
 
 
-def _requests_in_flight(enclave: Enclave) -> int:
-    """How many requests may run at once: a request can hold up to three pooled connections at a
-    time (its read session, the credential check, a write), and requests that each hold one while
-    waiting for the next would stall the server until the pool times out (seen with 200 simulated
-    users). Requests beyond this wait their turn; on two cores that costs no throughput."""
+def _requests_in_flight(enclave: Enclave) -> tuple[int, int]:
+    """How many reads and how many changes may run at once. Requests that each hold a pooled
+    connection while waiting for another would stall the server until the pool times out (seen
+    with 200 simulated users), so the bounds keep the worst case within the pool: a read holds at
+    most two connections (its credential check, its read session), a change three (also a write).
+    Requests beyond them wait their turn; on two cores that costs no throughput."""
     pool = enclave.db.engine.pool
     size = getattr(pool, "size", None)
     if not callable(size):
-        return 64
+        return 64, 64
     capacity = int(size()) + max(0, int(getattr(pool, "_max_overflow", 0)))
-    return max(2, capacity // 3)
+    reads = max(2, capacity // 4)
+    return reads, max(2, (capacity - 2 * reads) // 3)
 
 
 def create_app(settings: Settings | None = None, enclave: Enclave | None = None) -> FastAPI:
@@ -113,7 +115,7 @@ def create_app(settings: Settings | None = None, enclave: Enclave | None = None)
             app.state.enclave = Enclave.open(settings)
             # Before serving: no reservation of a crashed query is left looking alive.
             _recover_queries(app.state.enclave)
-        app.state.in_flight.limit(_requests_in_flight(app.state.enclave))
+        app.state.in_flight.limit(*_requests_in_flight(app.state.enclave))
         timers = (
             [
                 asyncio.create_task(_checkpoint_timer(app.state.enclave)),

@@ -175,24 +175,35 @@ class ServicePrefixMiddleware:
 
 
 class InFlightLimit:
-    """A bound on requests running at once, set when the app starts (``limit``); unbounded before."""
+    """Bounds on requests running at once, set when the app starts (``limit``); unbounded before.
+
+    Reads (GET, HEAD) and changes have bounds of their own, so that reads never wait behind slow
+    changes (a DP query holds its slot for its whole run)."""
+
+    READS = frozenset({"GET", "HEAD"})
 
     def __init__(self) -> None:
-        self.semaphore: anyio.Semaphore | None = None
+        self.reads: anyio.Semaphore | None = None
+        self.changes: anyio.Semaphore | None = None
 
-    def limit(self, requests: int) -> None:
-        self.semaphore = anyio.Semaphore(requests)
+    def limit(self, reads: int, changes: int | None = None) -> None:
+        self.reads = anyio.Semaphore(reads)
+        self.changes = anyio.Semaphore(reads if changes is None else changes)
+
+    def semaphore(self, method: str) -> anyio.Semaphore | None:
+        return self.reads if method in self.READS else self.changes
 
 
 class InFlightMiddleware:
-    """Lets at most ``limit`` HTTP requests run at once; the others wait (in arrival order)."""
+    """Lets at most the limit of HTTP requests of each kind run at once; the others wait (in
+    arrival order)."""
 
     def __init__(self, app: ASGIApp, limit: InFlightLimit) -> None:
         self.app, self.bound = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        semaphore = self.bound.semaphore
-        if scope["type"] != "http" or semaphore is None:
+        semaphore = self.bound.semaphore(scope.get("method", "")) if scope["type"] == "http" else None
+        if semaphore is None:
             await self.app(scope, receive, send)
             return
         async with semaphore:

@@ -36,3 +36,30 @@ def test_at_most_the_limit_runs_at_once_and_the_rest_wait() -> None:
 
     assert asyncio.run(burst()) == [200] * 12
     assert peak == 2
+
+
+def test_reads_have_their_own_bound_and_never_wait_behind_changes() -> None:
+    started: list[str] = []
+    release_changes = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        started.append(scope["method"])
+        if scope["method"] == "POST":
+            await release_changes.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def mixed() -> list[int]:
+        bound = InFlightLimit()
+        bound.limit(2, 1)
+        transport = httpx.ASGITransport(app=InFlightMiddleware(app, bound))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            changes = [asyncio.create_task(client.post("/")) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            assert started.count("POST") == 1  # one change at a time: the others wait
+            reads = await asyncio.wait_for(asyncio.gather(*(client.get("/") for _ in range(5))), 5)
+            release_changes.set()
+            answers = [*reads, *await asyncio.gather(*changes)]
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(mixed()) == [200] * 8
