@@ -196,6 +196,7 @@ def end(
     token = session.get(ApiToken, record.token_id)
     if token is not None and token.revoked_at is None:
         token.revoked_at = now
+        ctx.auth_cache.bar(token.id)
     ctx.audit.append(
         session,
         "session.ended",
@@ -314,5 +315,6 @@ def issue_hub_credential(ctx: Enclave, session: Session, days: int = 30) -> str:
     )
     for token in session.scalars(stale):
         token.revoked_at = now
+        ctx.auth_cache.bar(token.id)  # never served from the token cache again
         ctx.audit.append(session, "token.revoked", "enclave", {"user": HUB_ACCOUNT, "token": token.id})
     return issue_token(ctx, session, "enclave", HUB_ACCOUNT, name="hub", days=days).token
