@@ -27,7 +27,6 @@ import random
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,20 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = run_backend("sqlite", f"sqlite:///{tmp}/bench.db", Path(tmp) / "sqlite", args)
-        from tests.pgserver import PostgresUnavailable, pg_create, pg_drop, start_local_postgres
+        from tests.pgserver import scratch_database
 
-        try:
-            admin = start_local_postgres()
-        except PostgresUnavailable as exc:
-            print(f"audit append [postgresql] not measured: {exc}")
-        else:
-            name = f"enclave_bench_{uuid.uuid4().hex[:8]}"
-            try:
-                results["postgresql"] = run_backend(
-                    "postgresql", pg_create(admin, name), Path(tmp) / "pg", args
-                )
-            finally:
-                pg_drop(admin, name)
+        with scratch_database("audit append") as pg_url:
+            if pg_url is not None:
+                results["postgresql"] = run_backend("postgresql", pg_url, Path(tmp) / "pg", args)
     report(results, args)
 
 

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -488,20 +487,11 @@ def main(argv: list[str] | None = None) -> None:
             url = f"sqlite:///{tmp}/sqlite/enclave.db"
             results["sqlite"] = run_backend("sqlite", url, Path(tmp) / "sqlite", args)
         if "postgresql" in args.backends:
-            from tests.pgserver import PostgresUnavailable, pg_create, pg_drop, start_local_postgres
+            from tests.pgserver import scratch_database
 
-            try:
-                admin = start_local_postgres()
-            except PostgresUnavailable as exc:
-                print(f"load [postgresql] not measured: {exc}")
-            else:
-                name = f"enclave_bench_{uuid.uuid4().hex[:8]}"
-                try:
-                    results["postgresql"] = run_backend(
-                        "postgresql", pg_create(admin, name), Path(tmp) / "pg", args
-                    )
-                finally:
-                    pg_drop(admin, name)
+            with scratch_database("load") as pg_url:
+                if pg_url is not None:
+                    results["postgresql"] = run_backend("postgresql", pg_url, Path(tmp) / "pg", args)
     if results:
         report(results, args)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -59,3 +62,21 @@ def pg_create(admin_url: str, database: str, template: str | None = None) -> str
 def pg_drop(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str | None]:
+    """A new, empty database on the local PostgreSQL for the block (dropped after it), or None with
+    the reason printed when PostgreSQL cannot be started here (benchmarks report the other backend)."""
+    try:
+        admin = start_local_postgres()
+    except PostgresUnavailable as exc:
+        print(f"{prefix} [postgresql] not measured: {exc}", flush=True)
+        yield None
+        return
+    name = f"enclave_bench_{uuid.uuid4().hex[:8]}"
+    url = pg_create(admin, name)
+    try:
+        yield url
+    finally:
+        pg_drop(admin, name)
