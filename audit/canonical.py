@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,16 @@ EVENT_FIELDS = frozenset({"index", "timestamp", "type", "actor", "subject", "det
 
 # One shared encoder: json.dumps with keyword arguments builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+# The C encoder behind it, built once: ``JSONEncoder.encode`` makes a new one per call (a third of
+# the cost of encoding an audit event). No circular-reference bookkeeping: it would be shared between
+# threads; a cycle still fails, by recursion depth, and is reported as a ValueError.
+_C_ENCODE = (
+    json.encoder.c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
@@ -34,7 +45,7 @@ def canonical_json(obj: object) -> bytes:
     as UTF-8 rather than escaped. Raises ``ValueError`` for NaN/Infinity or unencodable text (lone
     surrogates) and ``TypeError`` for values JSON cannot represent.
     """
-    return _ENCODER.encode(obj).encode("utf-8")
+    return canonical_text(obj).encode("utf-8")
 
 
 def canonical_text(obj: object) -> str:
@@ -43,7 +54,12 @@ def canonical_text(obj: object) -> str:
     Strict UTF-8 decoding is injective, so ``data.decode() == canonical_text(v)`` holds exactly
     when ``data == canonical_json(v)``; checkers compare strs and skip the encoding step.
     """
-    return _ENCODER.encode(obj)
+    if _C_ENCODE is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode(obj)
+    try:
+        return "".join(_C_ENCODE(obj, 0))
+    except RecursionError:
+        raise ValueError("value is circular or nested too deeply for canonical JSON") from None
 
 
 def rfc3339_utc(dt: datetime) -> str:
@@ -57,6 +73,25 @@ def rfc3339_utc(dt: datetime) -> str:
         raise ValueError("timestamp must be timezone-aware")
     utc = dt.astimezone(UTC).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted by rfc3339_utc_now
+
+
+def rfc3339_utc_now() -> str:
+    """The system clock now, as :func:`rfc3339_utc` formats it, about three times faster.
+
+    Every audit append stamps its event; formatting the date and time of day once per second and
+    only the microseconds per call saves most of the work.
+    """
+    global _second
+    micros = time.time_ns() // 1000
+    seconds, fraction = divmod(micros, 1_000_000)
+    cached, prefix = _second
+    if cached != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second = (seconds, prefix)  # one assignment: threads see the old or the new pair
+    return f"{prefix}.{fraction:06d}Z"
 
 
 def looks_like_rfc3339_utc(value: object) -> bool:

@@ -185,6 +185,8 @@ class AuditLog:
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
         self.clock = clock
+        # Event timestamps; whoever swaps in a faster source must keep it on the same clock.
+        self.timestamp: Callable[[], str] = lambda: rfc3339_utc(self.clock())
 
     def append(
         self,
@@ -232,6 +234,10 @@ _events = cast(Table, AuditEvent.__table__)
 _nodes = cast(Table, AuditNode.__table__)
 _checkpoints = cast(Table, AuditCheckpoint.__table__)
 _head = cast(Table, AuditHead.__table__)
+# Built once: a statement built per transaction costs more to construct and key for SQLAlchemy's
+# compiled cache (≈ 0.3 ms) than to run.
+_LOCK_HEAD = select(_head).where(_head.c.id == HEAD_ID).with_for_update()
+_UPDATE_HEAD = update(_head).where(_head.c.id == HEAD_ID)
 
 
 class AuditBatch:
@@ -244,7 +250,7 @@ class AuditBatch:
 
     def __init__(self, log: AuditLog, session: Session) -> None:
         self.log, self.session = log, session
-        row = session.execute(select(_head).where(_head.c.id == HEAD_ID).with_for_update()).one_or_none()
+        row = session.execute(_LOCK_HEAD).one_or_none()
         if row is None:
             raise RuntimeError("audit store is not initialised (run the database migrations)")
         self.tree_size: int = row.tree_size
@@ -257,7 +263,7 @@ class AuditBatch:
 
     def add(self, type: str, actor: str, subject: dict[str, Any], details: dict[str, Any]) -> AppendedEvent:
         index = self.tree_size
-        timestamp = rfc3339_utc(self.log.clock())
+        timestamp = self.log.timestamp()
         event = {
             "index": index,
             "timestamp": timestamp,
@@ -311,15 +317,9 @@ class AuditBatch:
             session.execute(insert(_checkpoints), [cp.to_dict() for cp in self._checkpoints])
             session.info.setdefault(PENDING_CHECKPOINTS, []).extend(self._checkpoints)
         if self.tree_size != self._start_size:
-            session.execute(
-                update(_head)
-                .where(_head.c.id == HEAD_ID)
-                .values(
-                    tree_size=self.tree_size,
-                    last_hash=self.last_hash,
-                    frontier={"nodes": self.frontier.to_json()},
-                )
-            )
+            frontier = {"nodes": self.frontier.to_json()}
+            head = {"tree_size": self.tree_size, "last_hash": self.last_hash, "frontier": frontier}
+            session.execute(_UPDATE_HEAD, head)
         written = self._checkpoints
         self._events, self._nodes, self._checkpoints = [], [], []
         self._start_size = self.tree_size

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from audit.canonical import rfc3339_utc, rfc3339_utc_now
 from audit.checkpoint import Checkpoint
 from audit.schemas import SchemaRegistry
 from audit.sink import SINKS, CheckpointSink, JsonlFileSink
@@ -90,10 +91,17 @@ class Enclave:
             sink=make_sink(settings),
         )
         enclave.audit.clock = enclave.now
+        enclave.audit.timestamp = enclave.timestamp
         return enclave
 
     def now(self) -> datetime:
         return self.clock()
+
+    def timestamp(self) -> str:
+        """Now as an audit event timestamp; the system clock has a fast path (every append)."""
+        if self.clock is utcnow:
+            return rfc3339_utc_now()
+        return rfc3339_utc(self.clock())
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,20 @@ def test_event_failing_its_schema_rolls_back_the_change(fresh_enclave: Enclave) 
         assert session.get(Organisation, "ghost-org") is None
         assert session.get(Organisation, "ghost-two") is None
         assert session.scalars(select(AuditEvent)).first() is None
+
+
+def test_events_are_stamped_by_the_enclave_clock(fresh_enclave: Enclave) -> None:
+    """The system clock's fast path and a swapped-in clock (tests, replays) both stamp events."""
+    before = datetime.now(UTC)
+    with fresh_enclave.write() as session:
+        identity.create_org(fresh_enclave, session, "t", "clock-now", "Now", "hospital")
+    fixed = datetime(2031, 2, 3, 4, 5, 6, 789_000, tzinfo=UTC)
+    fresh_enclave.clock = lambda: fixed
+    with fresh_enclave.write() as session:
+        identity.create_org(fresh_enclave, session, "t", "clock-fixed", "Fixed", "hospital")
+    first, second = (event["timestamp"] for event in _events(fresh_enclave)[-2:])
+    assert before <= datetime.fromisoformat(str(first)) <= datetime.now(UTC)
+    assert second == "2031-02-03T04:05:06.789000Z"
 
 
 def test_every_emitted_type_has_a_valid_schema() -> None:

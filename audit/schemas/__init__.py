@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 _NAME = re.compile(r"^(?P<type>[a-z_]+(?:\.[a-z_]+)+)\.v(?P<version>\d+)\.json$")
 
@@ -38,15 +38,17 @@ class SchemaRegistry:
     """Validators for every known event type, loaded once.
 
     Appends sit on the hot path of every write, so events are checked with compiled validators
-    (fastjsonschema, ~100x faster); the full ``jsonschema`` library is imported only to explain a
-    failure (its import is slow, and every CLI command and API start loads this registry). That the
-    shipped schemas are valid Draft 2020-12 documents is checked by the test suite.
+    (``jsonschema_rs``, Rust: under a microsecond per event, ten times faster than generated Python
+    code), asserting ``format`` as the schemas intend; the full ``jsonschema`` library is imported
+    only to explain a failure (its import is slow, and every CLI command and API start loads this
+    registry). That the shipped schemas are valid Draft 2020-12 documents, and that both libraries
+    accept and refuse the same events, is checked by the test suite.
     """
 
     def __init__(self, schemas: Mapping[str, tuple[int, dict[str, Any]]]) -> None:
         self._validators = dict(schemas)
         self._fast = {
-            event_type: fastjsonschema.compile(schema)
+            event_type: jsonschema_rs.validator_for(schema, validate_formats=True)
             for event_type, (_version, schema) in self._validators.items()
         }
 
@@ -68,9 +70,9 @@ class SchemaRegistry:
         if fast is None:
             raise AuditSchemaError(f"no audit schema for event type {event_type!r}")
         try:
-            fast({"subject": subject, "details": details})
-            return
-        except fastjsonschema.JsonSchemaException:
+            if fast.is_valid({"subject": subject, "details": details}):
+                return
+        except (TypeError, ValueError):  # a value JSON cannot represent: refused, explained below
             pass
         entry = self._validators[event_type]
         from jsonschema import Draft202012Validator
@@ -80,4 +82,4 @@ class SchemaRegistry:
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise AuditSchemaError(f"{event_type} event invalid at {path}: {error.message}")
-        raise AuditSchemaError(f"{event_type} event does not match its schema")
+        raise AuditSchemaError(f"{event_type} event holds a value JSON cannot represent (NaN, infinity, bytes…)")

@@ -20,6 +20,7 @@ from audit.canonical import (
     is_hex_hash,
     parse_rfc3339_utc,
     rfc3339_utc,
+    rfc3339_utc_now,
 )
 
 json_values = st.recursive(
@@ -159,3 +160,35 @@ def test_zero_hash_and_hex_hash_check() -> None:
     assert is_hex_hash(hashlib.sha256().hexdigest())
     assert not is_hex_hash(hashlib.sha256().hexdigest().upper())
     assert not is_hex_hash(hashlib.sha256().digest())
+
+
+@given(json_values)
+def test_canonical_json_is_the_reference_serialisation(value: Any) -> None:
+    """The shared C encoder writes exactly what ``json.dumps`` writes with the canonical options."""
+    reference = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert canonical_json(value) == reference.encode("utf-8")
+    assert canonical_text(value) == reference
+
+
+def test_circular_values_are_rejected() -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    with pytest.raises(ValueError, match="circular"):
+        canonical_json(looped)
+
+
+def test_rfc3339_utc_now_reads_the_system_clock() -> None:
+    """The fast stamp has the exact format and lies between two readings of the system clock."""
+    for _ in range(2_000):  # crosses whole seconds now and then: the cached prefix must follow
+        before = datetime.now(UTC)
+        stamp = rfc3339_utc_now()
+        after = datetime.now(UTC)
+        assert before - timedelta(microseconds=1) <= parse_rfc3339_utc(stamp) <= after  # parse checks the format
+
+
+def test_rfc3339_utc_now_follows_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    moments = iter([1_764_050_399_999_999_000, 1_764_050_400_000_001_000, 1_764_050_400_000_002_000])
+    monkeypatch.setattr("audit.canonical.time.time_ns", lambda: next(moments))
+    assert rfc3339_utc_now() == "2025-11-25T05:59:59.999999Z"
+    assert rfc3339_utc_now() == "2025-11-25T06:00:00.000001Z"
+    assert rfc3339_utc_now() == "2025-11-25T06:00:00.000002Z"
