@@ -27,11 +27,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True,
 # The C encoder behind it, built once: ``JSONEncoder.encode`` makes a new one per call (a third of
 # the cost of encoding an audit event). No circular-reference bookkeeping: it would be shared between
 # threads; a cycle still fails, by recursion depth, and is reported as a ValueError.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
 _C_ENCODE = (
-    json.encoder.c_make_encoder(
-        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
-    )
-    if json.encoder.c_make_encoder is not None
+    # (markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan)
+    _make_c_encoder(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False)  # noqa: E501
+    if _make_c_encoder is not None
     else None
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")

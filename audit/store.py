@@ -123,37 +123,62 @@ class DbNodeReader:
         # Raw driver SQL: these statements vary in shape with every proof, and compiling them through
         # SQLAlchemy would cost more than the lookups themselves (a proof must take ≤ 1 ms).
         connection = self.session.connection()
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        leaves = sorted({index for level, index in keys if level == 0})
-        by_level: dict[int, list[int]] = {}
-        for level, index in keys:
-            if level > 0:
-                by_level.setdefault(level, []).append(index)
-        found: dict[tuple[int, int], bytes] = {}
         cursor = connection.connection.cursor()
         try:
-            if leaves:
-                cursor.execute(
-                    f'SELECT "index", leaf_hash FROM audit_events WHERE "index" IN ({", ".join([mark] * len(leaves))})',  # noqa: S608, E501
-                    leaves,
-                )
-                found.update({(0, int(i)): bytes(h) for i, h in cursor.fetchall()})
-            if by_level:
-                clauses, params = [], []
-                for level, indices in by_level.items():
-                    clauses.append(f"(level = {mark} AND idx IN ({', '.join([mark] * len(indices))}))")
-                    params += [level, *indices]
-                cursor.execute(
-                    f"SELECT level, idx, hash FROM audit_nodes WHERE {' OR '.join(clauses)}",  # noqa: S608
-                    params,
-                )
-                found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in cursor.fetchall()})
+            if connection.dialect.name == "postgresql":
+                found = self._postgresql(cursor, keys)
+            else:
+                found = self._sqlite(cursor, keys)
         finally:
             cursor.close()
         missing = set(keys) - found.keys()
         if missing:
             raise LookupError(f"audit store is missing Merkle nodes {sorted(missing)[:3]}")
         return found
+
+    @staticmethod
+    def _postgresql(cursor: Any, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """One round trip, and one statement text whatever the keys (arrays, not IN lists): the
+        driver prepares it after a few uses, so the server neither parses nor plans it again."""
+        leaves = [index for level, index in keys if level == 0]
+        nodes = [(level, index) for level, index in keys if level > 0]
+        cursor.execute(_PG_NODES, (leaves, [lv for lv, _ in nodes], [ix for _, ix in nodes]))
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in cursor.fetchall()}
+
+    @staticmethod
+    def _sqlite(cursor: Any, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """In-process: two statements cost nothing extra; IN lists let SQLite use the primary keys."""
+        leaves = sorted({index for level, index in keys if level == 0})
+        by_level: dict[int, list[int]] = {}
+        for level, index in keys:
+            if level > 0:
+                by_level.setdefault(level, []).append(index)
+        found: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            cursor.execute(
+                f'SELECT "index", leaf_hash FROM audit_events WHERE "index" IN ({", ".join("?" * len(leaves))})',  # noqa: S608, E501
+                leaves,
+            )
+            found.update({(0, int(i)): bytes(h) for i, h in cursor.fetchall()})
+        if by_level:
+            clauses, params = [], []
+            for level, indices in by_level.items():
+                clauses.append(f"(level = ? AND idx IN ({', '.join('?' * len(indices))}))")
+                params += [level, *indices]
+            cursor.execute(
+                f"SELECT level, idx, hash FROM audit_nodes WHERE {' OR '.join(clauses)}",  # noqa: S608
+                params,
+            )
+            found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in cursor.fetchall()})
+        return found
+
+
+_PG_NODES = """
+SELECT 0, e."index", e.leaf_hash FROM audit_events e WHERE e."index" = ANY(%s::bigint[])
+UNION ALL
+SELECT n.level, n.idx, n.hash FROM audit_nodes n
+JOIN unnest(%s::integer[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx
+"""
 
 
 PENDING_CHECKPOINTS = "audit.pending_checkpoints"

@@ -82,4 +82,4 @@ class SchemaRegistry:
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise AuditSchemaError(f"{event_type} event invalid at {path}: {error.message}")
-        raise AuditSchemaError(f"{event_type} event holds a value JSON cannot represent (NaN, infinity, bytes…)")
+        raise AuditSchemaError(f"{event_type} event holds a value JSON cannot represent (NaN, ±∞, bytes…)")
