@@ -30,7 +30,9 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True,
 _make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
 _C_ENCODE = (
     # (markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan)
-    _make_c_encoder(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False)  # noqa: E501
+    _make_c_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
     if _make_c_encoder is not None
     else None
 )
