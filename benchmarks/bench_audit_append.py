@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import platform
 import random
+import sysconfig
 import tempfile
 import threading
 import time
@@ -172,10 +174,18 @@ def run_backend(label: str, url: str, data_dir: Path, args: argparse.Namespace) 
     return figures
 
 
+def interpreter() -> str:
+    """The Python running the benchmark and whether it was built for speed (the figures are CPU
+    bound: a build without profile-guided and link-time optimisation runs this code slower)."""
+    config = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    built = " ".join(flag for flag in ("--enable-optimizations", "--with-lto") if flag in config)
+    return f"Python {platform.python_version()}, built with {built or 'neither PGO nor LTO'}"
+
+
 def report(results: dict[str, Figures], args: argparse.Namespace) -> None:
     """The figures of both backends side by side."""
     labels = list(results)
-    print(f"\naudit append, durable, with its business row; best of {args.repeat} (slowest)")
+    print(f"\naudit append, durable, with its business row; best of {args.repeat} (slowest); {interpreter()}")
     print(f"{'':58}" + "".join(f"{label:>26}" for label in labels))
     sequential_cells = [f"{results[label].sequential:>24,.0f}/s" for label in labels]
     print(f"{'one transaction per unit, 1 writer':58}" + "".join(sequential_cells))
