@@ -2,12 +2,13 @@
 
 SQLite has a single writer, so each durable commit costs a lock hand-over and an fsync. Under load
 the committer batches the units queued by concurrent threads: one of their threads (the leader) runs
-the batch in a single transaction, audit events are buffered and written with one statement per
-table, pending ORM changes are flushed together, then everything commits at once. If any unit
-fails, the batch is rerun with each unit inside its own SAVEPOINT: a unit that raises is rolled back
-alone and its caller gets the exception. A caller returns only after its unit has committed (and the
-checkpoints its batch signed are published), so an acknowledged write is durable. With no
-contention a batch is just one unit.
+the batch in a single transaction, taking in the units queued while it runs (up to ``max_batch``:
+callers woken by the previous commit arrive during this one), audit events are buffered and written
+with one statement per table, pending ORM changes are flushed together, then everything commits at
+once. If any unit fails, the batch is rerun with each unit inside its own SAVEPOINT: a unit that
+raises is rolled back alone and its caller gets the exception. A caller returns only after its unit
+has committed (and the checkpoints its batch signed are published), so an acknowledged write is
+durable. With no contention a batch is just one unit.
 """
 
 from __future__ import annotations
@@ -137,6 +138,12 @@ class GroupCommitter:
         for unit in batch:
             unit.error = unit.error or exc
 
+    def _absorb(self, batch: list[_Unit[Any]]) -> None:
+        """Move units queued meanwhile into the running ``batch`` (up to ``max_batch``)."""
+        with self._lock:
+            room = min(self.max_batch - len(batch), len(self._queue))
+            batch += [self._queue.popleft() for _ in range(room)]
+
     def _commit(self, batch: list[_Unit[Any]], isolate: bool) -> list[Checkpoint]:
         enclave = self.enclave
         with enclave.db.write() as session:
@@ -152,8 +159,12 @@ class GroupCommitter:
                         unit.error = exc
             else:
                 try:
-                    for unit in batch:
-                        unit.value = unit.work(session)
+                    done = 0
+                    while done < len(batch):  # absorbs units queued while this batch runs
+                        for unit in batch[done:]:
+                            unit.value = unit.work(session)
+                        done = len(batch)
+                        self._absorb(batch)
                     # One flush for every unit's pending ORM changes; a constraint one of them breaks
                     # surfaces here, and the isolated rerun finds out whose it is.
                     session.flush()
