@@ -56,15 +56,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         row every write stores."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        to_utc = self.process_bind_param
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is not UTC:
-                if value.tzinfo is None:
-                    raise ValueError("naive datetime")
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:26]  # drop the "+00:00"
+            utc = to_utc(value, dialect)
+            return None if utc is None else utc.isoformat(" ", "microseconds")[:26]  # no "+00:00"
 
         return process
 
